@@ -1,0 +1,3 @@
+namespace HybridBatch.Core
+
+// Filled in by the Placement work.

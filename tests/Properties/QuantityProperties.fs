@@ -1,0 +1,3 @@
+namespace HybridBatch.Properties
+
+// Filled in by the QuantityProperties work.
