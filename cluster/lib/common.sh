@@ -1,0 +1,86 @@
+# Shared settings and helpers of cluster/local-cluster.
+# shellcheck shell=bash
+
+STATE="${HYBRIDBATCH_CLUSTER_HOME:-/var/lib/hybridbatch-cluster}"
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/hybridbatch"
+BUILD_CACHE="$CACHE_ROOT/kubernetes"
+
+KUBE_SERIES="1.20"
+NETNS="hybridbatch"
+NETNS_PATH="/var/run/netns/$NETNS"
+HOST_VETH="hb-host"
+NS_VETH="hb-ns"
+HOST_IP="10.251.0.1"
+NS_IP="10.251.0.2"
+POD_CIDR="10.252.0.0/24"
+SERVICE_CIDR="10.253.0.0/24"
+SERVICE_IP="10.253.0.1"
+CNI_BRIDGE="hb-cni0"
+NODE_NAME="hybridbatch-node"
+API_URL="https://${NS_IP}:6443"
+SANDBOX_IMAGE="k8s.gcr.io/pause:3.2"
+BUSYBOX_IMAGE="docker.io/library/busybox:1.35"
+
+PKI="$STATE/pki"
+ETC="$STATE/etc"
+RUN="$STATE/run"
+LOGS="$STATE/logs"
+CONTAINERD_SOCK="$RUN/containerd/containerd.sock"
+ADMIN_KUBECONFIG="$STATE/kubeconfig/admin.kubeconfig"
+APP_KUBECONFIG="$STATE/kubeconfig/hybridbatch.kubeconfig"
+
+STARTED_AT="$(date +%s)"
+
+# Progress goes to stderr, so commands that print a result (kubeconfig) stay scriptable. Progress lines carry the seconds since the command started, so a slow step is visible in CI logs.
+step() {
+    printf '[%4ds] %s\n' "$(($(date +%s) - STARTED_AT))" "$*" >&2
+}
+
+die() {
+    printf '[%4ds] error: %s\n' "$(($(date +%s) - STARTED_AT))" "$*" >&2
+    exit 1
+}
+
+require_root() {
+    [[ $(id -u) -eq 0 ]] || die "needs root (network namespace, containerd, kubelet)"
+}
+
+# Polls CMD every half second until it succeeds or TIMEOUT seconds pass; says every 10 s that it still waits.
+wait_for() {
+    local description="$1" timeout="$2"
+    shift 2
+    local start now last_note
+    start="$(date +%s)"
+    last_note="$start"
+    until "$@" >/dev/null 2>&1; do
+        now="$(date +%s)"
+        if ((now - start >= timeout)); then
+            return 1
+        fi
+        if ((now - last_note >= 10)); then
+            step "  still waiting for $description ($((now - start))s)"
+            last_note="$now"
+        fi
+        sleep 0.5
+    done
+}
+
+# Writes stdin to FILE only when the content differs, atomically, so a no-op 'up' rewrites nothing and a
+# crash never leaves half a file. Returns 0 if the file changed.
+write_if_changed() {
+    local file="$1" mode="${2:-0644}" tmp
+    mkdir -p "$(dirname "$file")"
+    tmp="$(mktemp "$file.XXXXXX")"
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    if [[ -f "$file" ]] && cmp -s "$tmp" "$file"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    mv -f "$tmp" "$file"
+    return 0
+}
+
+admin_kubectl() {
+    "$KUBE_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"
+}

@@ -1,0 +1,189 @@
+# Debian packages and the Kubernetes binaries built from Debian's source package.
+# shellcheck shell=bash
+
+# Runtime pieces and build tools, all from Debian. reflect2 1.0.2 replaces the vendored 1.0.1, which corrupts
+# memory on Go >= 1.18 (the API server dies in mapiterinit after a few minutes).
+REQUIRED_PACKAGES=(
+    busybox-static containerd containernetworking-plugins conntrack etcd-client etcd-server gcc
+    golang-github-modern-go-reflect2-dev golang-go iproute2 iptables jq libc6-dev make openssl patch procps
+    rsync runc util-linux
+)
+KUBE_COMPONENTS=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
+DEB_SRC_FILE="/etc/apt/sources.list.d/hybridbatch-deb-src.sources"
+
+APT_UPDATED=0
+apt_update_once() {
+    if ((APT_UPDATED == 0)); then
+        step "apt-get update"
+        apt-get update -qq >/dev/null
+        APT_UPDATED=1
+    fi
+}
+
+missing_packages() {
+    local package
+    for package in "${REQUIRED_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+            echo "$package"
+        fi
+    done
+}
+
+ensure_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    ((${#missing[@]} == 0)) && return 0
+    step "installing ${missing[*]}"
+    apt_update_once
+    # Debian would start etcd and containerd as host services; the cluster runs its own inside the namespace.
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    stop_host_services_started_by_apt
+}
+
+stop_host_services_started_by_apt() {
+    local service
+    for service in etcd containerd; do
+        if command -v service >/dev/null && service "$service" status >/dev/null 2>&1; then
+            service "$service" stop >/dev/null 2>&1 || true
+        fi
+    done
+}
+
+has_deb_src() {
+    grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/
+}
+
+# The kubernetes source package is only reachable through a deb-src entry; derive it from the machine's own
+# Debian source (same mirror and keyring) so it also works behind a local mirror.
+ensure_deb_src() {
+    has_deb_src && return 0
+    step "adding a deb-src entry for bookworm ($DEB_SRC_FILE)"
+    if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+        sed -e 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$DEB_SRC_FILE"
+    else
+        cat >"$DEB_SRC_FILE" <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    fi
+    APT_UPDATED=0
+}
+
+kubernetes_source_version() {
+    apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -n1
+}
+
+binaries_complete() {
+    local bin="$1" component
+    for component in "${KUBE_COMPONENTS[@]}" pause; do
+        [[ -x "$bin/$component" ]] || return 1
+    done
+}
+
+# The newest complete build in the cache, so a warm 'up' never needs apt.
+locate_cached_binaries() {
+    local dir
+    KUBE_BIN=""
+    [[ -d "$BUILD_CACHE" ]] || return 1
+    while read -r dir; do
+        if binaries_complete "$BUILD_CACHE/$dir/bin"; then
+            KUBE_BIN="$BUILD_CACHE/$dir/bin"
+        fi
+    done < <(find "$BUILD_CACHE" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V)
+    [[ -n "$KUBE_BIN" ]]
+}
+
+ensure_kubernetes_binaries() {
+    locate_cached_binaries && return 0
+    ensure_deb_src
+    local version
+    version="$(kubernetes_source_version)"
+    if [[ -z "$version" ]]; then
+        apt_update_once
+        version="$(kubernetes_source_version)"
+    fi
+    [[ -n "$version" ]] || die "no 'kubernetes' source package in the apt sources"
+    build_kubernetes "$version"
+    locate_cached_binaries || die "build finished but binaries are missing in $BUILD_CACHE/$version/bin"
+}
+
+build_kubernetes() {
+    local version="$1"
+    local dir="$BUILD_CACHE/$version"
+    local work="$dir/build"
+    local src="$work/src"
+    local log="$dir/build.log"
+    rm -rf "$work" "$dir/bin.partial"
+    mkdir -p "$work/home" "$src" "$dir/bin.partial"
+
+    step "downloading Debian source package kubernetes $version"
+    (cd "$work" && apt-get source -qq --download-only "kubernetes=$version" >/dev/null 2>&1) ||
+        die "apt-get source kubernetes=$version failed"
+    tar -xzf "$work"/kubernetes_*.orig.tar.gz -C "$src" --strip-components=1
+    tar -xJf "$work"/kubernetes_*.debian.tar.xz -C "$src"
+    apply_debian_patches "$src"
+    replace_reflect2 "$src"
+
+    step "building ${KUBE_COMPONENTS[*]} (about 10 minutes on 2 cores; log: $log)"
+    (
+        cd "$src"
+        # The build writes its Go cache into the tree and wants a writable HOME; CGO off gives static binaries.
+        export HOME="$work/home" CGO_ENABLED=0 GOPROXY=off
+        make WHAT="${KUBE_COMPONENTS[*]/#/cmd/}"
+    ) >"$log" 2>&1 &
+    local build_pid=$!
+    report_progress_while "$build_pid" "$log"
+    wait "$build_pid" || die "Kubernetes build failed; see $log"
+
+    local component
+    for component in "${KUBE_COMPONENTS[@]}"; do
+        cp "$src/_output/bin/$component" "$dir/bin.partial/"
+    done
+    # The pod sandbox image runs this tiny program; same flags as the upstream image build.
+    gcc -Os -Wall -Werror -static -DVERSION=v3.2-hybridbatch -o "$dir/bin.partial/pause" "$src/build/pause/linux/pause.c"
+    rm -rf "$dir/bin"
+    mv "$dir/bin.partial" "$dir/bin"
+    # The tree holds a 1.7 GB Go cache; the binaries are all that later runs need.
+    rm -rf "$work"
+    step "built Kubernetes $version into $dir/bin"
+}
+
+apply_debian_patches() {
+    local src="$1" patch_name
+    [[ -f "$src/debian/patches/series" ]] || return 0
+    while read -r patch_name; do
+        [[ -z "$patch_name" || "$patch_name" == \#* ]] && continue
+        patch -d "$src" -p1 -s --forward <"$src/debian/patches/$patch_name" || die "Debian patch $patch_name does not apply"
+    done <"$src/debian/patches/series"
+}
+
+replace_reflect2() {
+    local src="$1"
+    local vendored="$src/vendor/github.com/modern-go/reflect2"
+    local debian=/usr/share/gocode/src/github.com/modern-go/reflect2
+    # Remove first: copying over the old tree would keep 1.0.1's go_above_17.go, which redefines a function.
+    rm -rf "$vendored"
+    mkdir -p "$vendored"
+    find "$debian" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' -exec cp {} "$vendored/" \;
+}
+
+# The cold build is silent for minutes at a time; a line every 20 s shows CI that it is alive.
+report_progress_while() {
+    local pid="$1" log="$2" last
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 20 &
+        wait $! || true
+        kill -0 "$pid" 2>/dev/null || break
+        last="$(tail -n1 "$log" 2>/dev/null | cut -c1-100)"
+        step "  building… ${last}"
+    done
+}
