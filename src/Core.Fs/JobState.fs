@@ -1,3 +1,765 @@
-namespace HybridBatch.Core
+/// The lifecycle of the batch system's jobs as a pure transition function: the shell feeds what it sees (issue and
+/// kill requests, Job and pod observations from one watch, resync snapshots, clock ticks) as events, and performs the
+/// effects the function returns. Time is an input (milliseconds since the Unix epoch); nothing here reads a clock.
+module HybridBatch.Core.JobState
 
-// Filled in by the JobState work.
+/// A batch system job id: unique, increasing, never reused.
+type JobId = int
+
+/// Milliseconds since the Unix epoch, or a duration in milliseconds.
+type Millis = int64
+
+/// Why a job ended, as Toil's `BatchJobExitReason` names it.
+[<RequireQualifiedAccess>]
+type ExitReason =
+    /// The command exited 0.
+    | Finished
+    /// The command exited non-zero.
+    | Failed
+    /// The job's pod or Job vanished or was evicted, or its node was lost.
+    | Lost
+    /// The job was killed on request (never reported; listed for completeness of the contract).
+    | Killed
+    /// The job could not run: create failed, image missing, unschedulable, stuck creating.
+    | Error
+    /// The container exceeded its memory limit (OOMKilled).
+    | MemLimit
+
+/// The exit status reported when a container's exit code is unknown.
+[<Literal>]
+let ExitStatusUnavailable = 255
+
+/// What the pool accounting needs of a job, and the name of the Kubernetes Job that backs it.
+type JobRequest =
+    { name: string
+      millicores: int64
+      memory: int64
+      disk: int64 }
+
+/// The limits of the local pool: jobs wait in the local queue while issuing them would exceed any of these.
+type Limits =
+    { maxJobs: int
+      maxMillicores: int64
+      maxMemory: int64
+      maxDisk: int64 }
+
+/// Settings of the transition function.
+type Config =
+    {
+      /// How long a job may stay stuck (unschedulable, image missing, creating) before it fails with Error.
+      podTimeout: Millis
+      limits: Limits }
+
+/// A finished job as the batch system reports it.
+type UpdatedJob =
+    { id: JobId
+      exitStatus: int
+      reason: ExitReason
+      /// Always > 0: from container start to finish, or from creation to the end when no container ran.
+      wallTime: Millis
+      /// The name of the Kubernetes Job that ran it.
+      backingId: string
+      /// Why it ended, when the exit status alone does not say (Error, Lost).
+      message: string option }
+
+/// The state of a job's container as a pod reports it.
+[<RequireQualifiedAccess>]
+type Container =
+    | NotCreated
+    | Waiting of reason: string * message: string option
+    | Running of startedAt: Millis
+    | Terminated of
+        exitCode: int *
+        reason: string option *
+        message: string option *
+        startedAt: Millis option *
+        finishedAt: Millis option
+
+/// The phase of a pod.
+[<RequireQualifiedAccess>]
+type PodPhase =
+    | Pending
+    | Running
+    | Succeeded
+    | Failed
+    | Unknown
+
+/// What one observation of a job's pod says.
+type PodFacts =
+    { job: JobId
+      pod: string
+      node: string option
+      phase: PodPhase
+      /// The pod's status reason, such as Evicted or NodeLost.
+      reason: string option
+      message: string option
+      /// The scheduler's message when the pod cannot be scheduled.
+      unschedulable: string option
+      container: Container
+      /// A deletion timestamp is set.
+      deleting: bool }
+
+/// What one observation of a job's Kubernetes Job says.
+type JobFacts =
+    { job: JobId
+      /// The Job's Failed condition, when set: reason and message.
+      failed: (string * string) option
+      deleting: bool }
+
+/// One observed Kubernetes object of this run.
+[<RequireQualifiedAccess>]
+type Observation =
+    | Pod of PodFacts
+    | Job of JobFacts
+
+/// The kinds of objects the shell watches.
+[<RequireQualifiedAccess>]
+type Kind =
+    | Job
+    | Pod
+
+/// Something that happened, fed to `step` in the order the shell saw it.
+[<RequireQualifiedAccess>]
+type Event =
+    /// A job was issued; the shell takes the id from `nextId`. Ids below `nextId` are ignored.
+    | Issued of id: JobId * request: JobRequest * at: Millis
+    /// A Job of this run found in the cluster when re-attaching, in increasing id order. Ids below `nextId` are ignored.
+    | Adopted of id: JobId * request: JobRequest * at: Millis
+    /// The caller asked to kill these jobs; unknown ids are ignored.
+    | KillRequested of ids: JobId list * at: Millis
+    /// The create call returned (created, or already existed).
+    | Created of id: JobId * at: Millis
+    /// The create call failed for good.
+    | CreateFailed of id: JobId * message: string * at: Millis
+    /// A watch delivered an added or modified object.
+    | Observed of Observation * at: Millis
+    /// A watch delivered a deleted object.
+    | Removed of kind: Kind * id: JobId * pod: string option * at: Millis
+    /// A full list of one kind of object, taken after a watch was lost. `listedAt` is when the list was requested.
+    | Resynced of kind: Kind * snapshot: Observation list * listedAt: Millis * at: Millis
+    /// A node is gone (deleted, or marked unreachable).
+    | NodeLost of node: string * at: Millis
+    /// Time passed.
+    | Tick of at: Millis
+    /// The caller takes the oldest uncollected result.
+    | Collect of at: Millis
+    /// The batch system shuts down: every job is deleted.
+    | Shutdown of at: Millis
+
+/// Something the shell must do.
+[<RequireQualifiedAccess>]
+type Effect =
+    /// Create the Kubernetes Job for this job.
+    | Create of id: JobId
+    /// Delete the Kubernetes Job (background propagation); a missing Job is fine.
+    | Delete of id: JobId * name: string
+    /// A job ended: its result waits for collection. `pod` is the pod whose log explains a failure, if any.
+    | Ended of UpdatedJob * pod: string option
+    /// Hand this result to the caller.
+    | Deliver of UpdatedJob
+    /// The last job of this run left the node: remove the run's work directory there.
+    | CleanupNode of node: string
+    /// Delete every Job and pod of this run.
+    | DeleteAll
+
+/// Where a job is in its life.
+[<RequireQualifiedAccess>]
+type Phase =
+    /// Waiting for room in the local pool.
+    | Queued
+    /// Its create call is under way.
+    | Creating
+    /// It exists in Kubernetes; its container is not running yet. `stuck` is why it waits and since when.
+    | Created of createdAt: Millis * stuck: (string * Millis) option
+    /// Its container runs.
+    | Running of createdAt: Millis * startedAt: Millis
+    /// It ended; the result waits for the caller. `deleted` says whether its Job was already deleted.
+    | Ended of result: UpdatedJob * seq: int64 * deleted: bool
+
+/// One job the batch system tracks.
+type Job =
+    { id: JobId
+      request: JobRequest
+      issuedAt: Millis
+      phase: Phase
+      /// The pod that runs it, once seen.
+      pod: string option
+      /// When the pod was first seen.
+      podSeenAt: Millis option
+      /// The node it was placed on, once seen, while it counts towards the node's jobs.
+      node: string option }
+
+/// Resources the pool has handed out.
+type Usage =
+    { jobs: int
+      millicores: int64
+      memory: int64
+      disk: int64 }
+
+/// Everything the transition function knows.
+type Model =
+    { config: Config
+      nextId: JobId
+      jobs: Map<JobId, Job>
+      /// Queued job ids; ids increase, so the set's order is the order of issue.
+      queue: Set<JobId>
+      /// Ended, uncollected jobs by the order they ended in.
+      ended: Map<int64, JobId>
+      endSeq: int64
+      /// Jobs whose pod waits for a reason that may never clear, by id.
+      stuck: Set<JobId>
+      used: Usage
+      /// Jobs of this run counted on each node.
+      nodes: Map<string, int>
+      /// Jobs killed while their create call was under way: their Job must be deleted once it exists.
+      tombstones: Map<JobId, string>
+      shutDown: bool }
+
+let private noUsage =
+    { jobs = 0
+      millicores = 0L
+      memory = 0L
+      disk = 0L }
+
+/// The model before anything happened.
+let initial (config: Config) : Model =
+    { config = config
+      nextId = 1
+      jobs = Map.empty
+      queue = Set.empty
+      ended = Map.empty
+      endSeq = 0L
+      stuck = Set.empty
+      used = noUsage
+      nodes = Map.empty
+      tombstones = Map.empty
+      shutDown = false }
+
+/// The id the next issued job gets.
+let nextId (model: Model) : JobId = model.nextId
+
+/// Whether a job's phase is Ended.
+let private isEnded (job: Job) =
+    match job.phase with
+    | Phase.Ended _ -> true
+    | Phase.Queued
+    | Phase.Creating
+    | Phase.Created _
+    | Phase.Running _ -> false
+
+/// Waiting reasons that may never clear by themselves: the pod timeout applies to them.
+let stuckReasons =
+    set
+        [ "Unschedulable"
+          "ErrImagePull"
+          "ImagePullBackOff"
+          "ErrImageNeverPull"
+          "InvalidImageName"
+          "CreateContainerConfigError"
+          "CreateContainerError"
+          "ContainerCreating" ]
+
+let private add (u: Usage) (r: JobRequest) sign =
+    { jobs = u.jobs + sign
+      millicores = u.millicores + int64 sign * r.millicores
+      memory = u.memory + int64 sign * r.memory
+      disk = u.disk + int64 sign * r.disk }
+
+let private fits (limits: Limits) (u: Usage) (r: JobRequest) =
+    u.jobs + 1 <= limits.maxJobs
+    && u.millicores + r.millicores <= limits.maxMillicores
+    && u.memory + r.memory <= limits.maxMemory
+    && u.disk + r.disk <= limits.maxDisk
+
+/// Whether the job holds pool capacity (issued to Kubernetes and not ended).
+let private holdsCapacity (job: Job) =
+    match job.phase with
+    | Phase.Creating
+    | Phase.Created _
+    | Phase.Running _ -> true
+    | Phase.Queued
+    | Phase.Ended _ -> false
+
+/// Start queued jobs, oldest first, while they fit the pool. Strict order: a large job is not overtaken.
+let rec private launch (model: Model) (effects: Effect list) : Model * Effect list =
+    if model.shutDown || model.queue.IsEmpty then
+        model, effects
+    else
+        let id = model.queue.MinimumElement
+        let job = model.jobs[id]
+
+        if fits model.config.limits model.used job.request then
+            let model =
+                { model with
+                    queue = model.queue.Remove id
+                    jobs = model.jobs.Add(id, { job with phase = Phase.Creating })
+                    used = add model.used job.request 1 }
+
+            launch model (Effect.Create id :: effects)
+        else
+            model, effects
+
+/// Take the job off its node; the node's last job leaving asks for its cleanup.
+let private leaveNode (model: Model) (job: Job) (effects: Effect list) =
+    match job.node with
+    | None -> model, effects
+    | Some node ->
+        let count = (model.nodes.TryFind node |> Option.defaultValue 1) - 1
+
+        if count <= 0 then
+            { model with nodes = model.nodes.Remove node }, Effect.CleanupNode node :: effects
+        else
+            { model with nodes = model.nodes.Add(node, count) }, effects
+
+/// Release what a job held: pool capacity, its place on a node, its stuck mark.
+let private release (model: Model) (job: Job) (effects: Effect list) =
+    let model =
+        { model with
+            used = if holdsCapacity job then add model.used job.request -1 else model.used
+            stuck = model.stuck.Remove job.id }
+
+    leaveNode model job effects
+
+let private atLeastOne (ms: Millis) = max 1L ms
+
+/// End a job with a result: it waits for collection; its resources go back to the pool.
+let private finish
+    (model: Model)
+    (job: Job)
+    (exitStatus: int)
+    (reason: ExitReason)
+    (wallTime: Millis)
+    (message: string option)
+    (deleteNow: bool)
+    (effects: Effect list)
+    =
+    let result =
+        { id = job.id
+          exitStatus = exitStatus
+          reason = reason
+          wallTime = atLeastOne wallTime
+          backingId = job.request.name
+          message = message }
+
+    let model, effects = release model job effects
+    let seq = model.endSeq
+
+    let model =
+        { model with
+            jobs = model.jobs.Add(job.id, { job with phase = Phase.Ended(result, seq, deleteNow); node = None })
+            ended = model.ended.Add(seq, job.id)
+            endSeq = seq + 1L }
+
+    let effects =
+        Effect.Ended(result, job.pod)
+        :: (if deleteNow then
+                Effect.Delete(job.id, job.request.name) :: effects
+            else
+                effects)
+
+    launch model effects
+
+/// The moment a job's clock starts when no container ran: creation, else issue.
+let private startOf (job: Job) =
+    match job.phase with
+    | Phase.Running(_, startedAt) -> startedAt
+    | Phase.Created(createdAt, _) -> createdAt
+    | Phase.Queued
+    | Phase.Creating
+    | Phase.Ended _ -> job.issuedAt
+
+/// End a job as lost: its pod or Job vanished, was evicted, or its node died.
+let private lose model job why at effects =
+    finish model job ExitStatusUnavailable ExitReason.Lost (at - startOf job) (Some why) true effects
+
+let private createdAtOf (job: Job) at =
+    match job.phase with
+    | Phase.Created(createdAt, _)
+    | Phase.Running(createdAt, _) -> createdAt
+    | Phase.Queued
+    | Phase.Creating
+    | Phase.Ended _ -> at
+
+/// Record that the job exists in Kubernetes (a create returned, or it was seen first).
+let private markCreated (job: Job) at =
+    match job.phase with
+    | Phase.Creating -> { job with phase = Phase.Created(at, None) }
+    | Phase.Queued
+    | Phase.Created _
+    | Phase.Running _
+    | Phase.Ended _ -> job
+
+let private put (model: Model) (job: Job) = { model with jobs = model.jobs.Add(job.id, job) }
+
+/// Place the job on the node its pod reports, once.
+let private enterNode (model: Model) (job: Job) (node: string option) =
+    match job.node, node with
+    | None, Some n when not (isEnded job) ->
+        let job = { job with node = Some n }
+
+        let model =
+            { model with
+                nodes = model.nodes.Add(n, (model.nodes.TryFind n |> Option.defaultValue 0) + 1) }
+
+        put model job, job
+    | _ -> model, job
+
+let private describe (reason: string) (message: string option) =
+    match message with
+    | Some m when m <> "" -> $"{reason}: {m}"
+    | _ -> reason
+
+/// Apply one pod observation to a live (not ended) job.
+let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (effects: Effect list) =
+    match job.pod with
+    | Some bound when bound <> pod.pod ->
+        // Backoff limit 0 and restart policy Never allow exactly one pod: another pod means the first one was
+        // evicted or deleted and the Job controller replaced it.
+        lose model job $"pod {bound} was replaced by {pod.pod}: the first pod was evicted or deleted" at effects
+    | _ ->
+        let job =
+            { markCreated job at with
+                pod = Some pod.pod
+                podSeenAt = (if job.podSeenAt.IsSome then job.podSeenAt else Some at) }
+
+        let model = put model job
+        let model, job = enterNode model job pod.node
+
+        match pod.reason, pod.container with
+        | Some("Evicted" | "NodeLost" | "Shutdown" | "Terminated" as reason), _ ->
+            lose model job (describe $"pod {reason}" pod.message) at effects
+        | _, Container.Terminated(code, reason, message, startedAt, finishedAt) ->
+            let exitReason =
+                match reason with
+                | Some "OOMKilled" -> ExitReason.MemLimit
+                | _ when code = 0 -> ExitReason.Finished
+                | _ -> ExitReason.Failed
+
+            let wall =
+                match startedAt, finishedAt with
+                | Some s, Some f -> f - s
+                | Some s, None -> at - s
+                | None, _ -> at - startOf job
+
+            let message =
+                match exitReason with
+                | ExitReason.MemLimit -> Some(describe "OOMKilled: the container exceeded its memory limit" message)
+                | ExitReason.Finished
+                | ExitReason.Failed
+                | ExitReason.Lost
+                | ExitReason.Killed
+                | ExitReason.Error -> message
+
+            finish model job code exitReason wall message false effects
+        | _, _ when pod.deleting -> lose model job "pod deleted before its container finished" at effects
+        | _, (Container.NotCreated | Container.Waiting _ | Container.Running _) when
+            pod.phase = PodPhase.Succeeded
+            ->
+            finish model job 0 ExitReason.Finished (at - startOf job) None false effects
+        | _, (Container.NotCreated | Container.Waiting _ | Container.Running _) when pod.phase = PodPhase.Failed ->
+            finish
+                model
+                job
+                ExitStatusUnavailable
+                ExitReason.Failed
+                (at - startOf job)
+                (Some(describe "pod failed" pod.message))
+                false
+                effects
+        | _, Container.Running startedAt ->
+            let job =
+                match job.phase with
+                | Phase.Created(createdAt, _) -> { job with phase = Phase.Running(createdAt, startedAt) }
+                | Phase.Queued
+                | Phase.Creating
+                | Phase.Running _
+                | Phase.Ended _ -> job
+
+            { put model job with stuck = model.stuck.Remove job.id }, effects
+        | _, (Container.NotCreated | Container.Waiting _) ->
+            let waiting =
+                match pod.unschedulable, pod.container with
+                | Some message, _ -> Some(describe "Unschedulable" (Some message))
+                | None, Container.Waiting(reason, message) when stuckReasons.Contains reason ->
+                    Some(describe reason message)
+                | None, _ -> None
+
+            match job.phase, waiting with
+            | Phase.Created(createdAt, None), Some why ->
+                { put model { job with phase = Phase.Created(createdAt, Some(why, at)) } with
+                    stuck = model.stuck.Add job.id },
+                effects
+            | Phase.Created(createdAt, Some(_, since)), Some why ->
+                // The cause may change (ErrImagePull → ImagePullBackOff); the clock keeps running.
+                put model { job with phase = Phase.Created(createdAt, Some(why, since)) }, effects
+            | Phase.Created(createdAt, Some _), None ->
+                { put model { job with phase = Phase.Created(createdAt, None) } with
+                    stuck = model.stuck.Remove job.id },
+                effects
+            | _ -> model, effects
+
+/// Apply one Job observation to a live job.
+let private observeJob (model: Model) (job: Job) (facts: JobFacts) (at: Millis) (effects: Effect list) =
+    let job = markCreated job at
+    let model = put model job
+
+    match facts.failed with
+    | Some(("DeadlineExceeded" as reason), message) ->
+        // The pod never says this: the Job controller ended it.
+        finish
+            model
+            job
+            ExitStatusUnavailable
+            ExitReason.Error
+            (at - startOf job)
+            (Some(describe reason (Some message)))
+            true
+            effects
+    | _ when facts.deleting -> lose model job "its Job was deleted by someone else" at effects
+    | _ ->
+        // A failed Job's pod carries the exit code: wait for the pod's observation.
+        model, effects
+
+/// Delete an object of this run that the model no longer tracks (killed while being created, or left over).
+let private deleteUntracked (model: Model) (id: JobId) (effects: Effect list) =
+    match model.tombstones.TryFind id with
+    | Some name -> { model with tombstones = model.tombstones.Remove id }, Effect.Delete(id, name) :: effects
+    | None -> model, effects
+
+let private observe (model: Model) (observation: Observation) (at: Millis) (effects: Effect list) =
+    let id =
+        match observation with
+        | Observation.Pod p -> p.job
+        | Observation.Job j -> j.job
+
+    match model.jobs.TryFind id with
+    | Some job when not (isEnded job) ->
+        match job.phase, observation with
+        | Phase.Queued, _ -> model, effects // nothing of a queued job can exist yet: a stale or foreign object
+        | _, Observation.Pod pod -> observePod model job pod at effects
+        | _, Observation.Job facts -> observeJob model job facts at effects
+    | Some _ -> model, effects
+    | None -> deleteUntracked model id effects
+
+/// Lose the live jobs that a snapshot proves gone: created (or their pod seen) before the list was requested.
+let private resync (model: Model) kind (snapshot: Observation list) (listedAt: Millis) (at: Millis) effects =
+    let model, effects =
+        snapshot
+        |> List.fold (fun (m, fx) observation -> observe m observation at fx) (model, effects)
+
+    let present =
+        snapshot
+        |> List.choose (fun o ->
+            match kind, o with
+            | Kind.Job, Observation.Job j -> Some j.job
+            | Kind.Pod, Observation.Pod p -> Some p.job
+            | _ -> None)
+        |> Set.ofList
+
+    let gone (job: Job) =
+        not (present.Contains job.id)
+        && match kind, job.phase with
+           | Kind.Job, (Phase.Created(createdAt, _) | Phase.Running(createdAt, _)) -> createdAt < listedAt
+           | Kind.Pod, (Phase.Created _ | Phase.Running _) ->
+               job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
+           | _, (Phase.Queued | Phase.Creating | Phase.Ended _) -> false
+
+    let missing = model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter gone |> List.ofSeq
+
+    let why =
+        match kind with
+        | Kind.Job -> "its Job vanished while the watch was down"
+        | Kind.Pod -> "its pod vanished while the watch was down"
+
+    missing |> List.fold (fun (m, fx) job -> lose m job why at fx) (model, effects)
+
+/// Fail jobs stuck past the pod timeout, naming why.
+let private expire (model: Model) (at: Millis) (effects: Effect list) =
+    model.stuck
+    |> Seq.choose (fun id ->
+        match model.jobs[id].phase with
+        | Phase.Created(_, Some(why, since)) when at - since >= model.config.podTimeout ->
+            Some(model.jobs[id], why, since)
+        | _ -> None)
+    |> List.ofSeq
+    |> List.fold
+        (fun (m, fx) (job, why, since) ->
+            let message =
+                $"{why} (stuck for {(at - since) / 1000L} s; the pod timeout is {m.config.podTimeout / 1000L} s)"
+
+            finish m job ExitStatusUnavailable ExitReason.Error (at - startOf job) (Some message) true fx)
+        (model, effects)
+
+/// Remove a job on request: it is never reported, its capacity is free at once.
+let private kill (model: Model) (id: JobId) (effects: Effect list) =
+    match model.jobs.TryFind id with
+    | None -> model, effects
+    | Some job ->
+        let model, effects = release model job effects
+
+        let model =
+            { model with
+                jobs = model.jobs.Remove id
+                queue = model.queue.Remove id }
+
+        match job.phase with
+        | Phase.Queued -> model, effects
+        | Phase.Creating ->
+            // The create may land after this delete: delete again once it does.
+            { model with tombstones = model.tombstones.Add(id, job.request.name) }, Effect.Delete(id, job.request.name) :: effects
+        | Phase.Created _
+        | Phase.Running _ -> model, Effect.Delete(id, job.request.name) :: effects
+        | Phase.Ended(_, seq, deleted) ->
+            let model = { model with ended = model.ended.Remove seq }
+
+            model,
+            (if deleted then
+                 effects
+             else
+                 Effect.Delete(id, job.request.name) :: effects)
+
+let private stepRev (model: Model) (event: Event) : Model * Effect list =
+    match event with
+    | Event.Issued(id, request, at) ->
+        if model.shutDown || id < model.nextId then
+            model, []
+        else
+            let job =
+                { id = id
+                  request = request
+                  issuedAt = at
+                  phase = Phase.Queued
+                  pod = None
+                  podSeenAt = None
+                  node = None }
+
+            let model =
+                { model with
+                    nextId = id + 1
+                    jobs = model.jobs.Add(id, job)
+                    queue = model.queue.Add id }
+
+            launch model []
+    | Event.Adopted(id, request, at) ->
+        if model.shutDown || id < model.nextId then
+            model, []
+        else
+            let job =
+                { id = id
+                  request = request
+                  issuedAt = at
+                  phase = Phase.Created(at, None)
+                  pod = None
+                  podSeenAt = None
+                  node = None }
+
+            { model with
+                nextId = id + 1
+                jobs = model.jobs.Add(id, job)
+                used = add model.used request 1 },
+            []
+    | Event.KillRequested(ids, _) ->
+        let model, effects =
+            ids |> List.distinct |> List.fold (fun (m, fx) id -> kill m id fx) (model, [])
+
+        launch model effects
+    | Event.Created(id, at) ->
+        match model.jobs.TryFind id with
+        | Some job -> put model (markCreated job at), []
+        | None -> deleteUntracked model id []
+    | Event.CreateFailed(id, message, at) ->
+        match model.jobs.TryFind id with
+        | Some({ phase = Phase.Creating } as job) ->
+            finish model job ExitStatusUnavailable ExitReason.Error (at - job.issuedAt) (Some message) false []
+        | Some _ -> model, []
+        | None -> { model with tombstones = model.tombstones.Remove id }, []
+    | Event.Observed(observation, at) -> observe model observation at []
+    | Event.Removed(kind, id, pod, at) ->
+        match model.jobs.TryFind id with
+        | Some job when not (isEnded job) ->
+            match kind, job.phase with
+            | _, (Phase.Queued | Phase.Creating) -> model, []
+            | Kind.Job, _ -> lose model job "its Job was deleted by someone else" at []
+            | Kind.Pod, _ when pod.IsSome && job.pod = pod ->
+                lose model job "its pod was deleted before its container finished" at []
+            | Kind.Pod, _ -> model, []
+        | _ -> model, []
+    | Event.Resynced(kind, snapshot, listedAt, at) -> resync model kind snapshot listedAt at []
+    | Event.NodeLost(node, at) ->
+        model.jobs
+        |> Seq.map (fun kv -> kv.Value)
+        |> Seq.filter (fun job -> job.node = Some node && not (isEnded job))
+        |> List.ofSeq
+        |> List.fold (fun (m, fx) job -> lose m job $"its node {node} was lost" at fx) (model, [])
+    | Event.Tick at -> expire model at []
+    | Event.Collect _ ->
+        if model.ended.IsEmpty then
+            model, []
+        else
+            let (KeyValue(seq, id)) = model.ended |> Seq.head
+            let job = model.jobs[id]
+
+            let model =
+                { model with
+                    ended = model.ended.Remove seq
+                    jobs = model.jobs.Remove id }
+
+            match job.phase with
+            | Phase.Ended(result, _, deleted) ->
+                model,
+                (if deleted then
+                     [ Effect.Deliver result ]
+                 else
+                     [ Effect.Delete(id, job.request.name); Effect.Deliver result ])
+            | Phase.Queued
+            | Phase.Creating
+            | Phase.Created _
+            | Phase.Running _ -> model, []
+    | Event.Shutdown _ ->
+        if model.shutDown then
+            model, []
+        else
+            let cleanups = model.nodes |> Seq.map (fun kv -> Effect.CleanupNode kv.Key) |> List.ofSeq
+
+            { initial model.config with
+                nextId = model.nextId
+                shutDown = true },
+            cleanups @ [ Effect.DeleteAll ]
+
+/// The transition function: the next model and the effects to perform, in order.
+let step (model: Model) (event: Event) : Model * Effect list =
+    let model, effects = stepRev model event
+    model, List.rev effects
+
+/// Apply events in order, collecting every effect.
+let fold (model: Model) (events: Event seq) : Model * Effect list =
+    let model, effects =
+        events
+        |> Seq.fold
+            (fun (m, acc) e ->
+                let m, fx = step m e
+                m, List.rev fx @ acc)
+            (model, [])
+
+    model, List.rev effects
+
+/// Ids of jobs issued and neither killed nor collected, in increasing order (queued, running and ended ones).
+let issued (model: Model) : JobId list = model.jobs |> Seq.map (fun kv -> kv.Key) |> List.ofSeq
+
+/// Jobs whose container runs, with how long it has run at `now`.
+let running (model: Model) (now: Millis) : (JobId * Millis) list =
+    model.jobs
+    |> Seq.choose (fun kv ->
+        match kv.Value.phase with
+        | Phase.Running(_, startedAt) -> Some(kv.Key, max 0L (now - startedAt))
+        | Phase.Queued
+        | Phase.Creating
+        | Phase.Created _
+        | Phase.Ended _ -> None)
+    |> List.ofSeq
+
+/// The number of ended jobs waiting for collection.
+let uncollected (model: Model) : int = model.ended.Count
+
+/// The number of jobs waiting in the local queue.
+let queued (model: Model) : int = model.queue.Count
