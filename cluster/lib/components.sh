@@ -124,10 +124,13 @@ write_configs() {
 # Processes
 
 pid_is_component() {
-    local pid="$1" name="$2" exe
+    local pid="$1" name="$2" comm exe
+    # The kernel's 15-character command name is read without forking, so scanning /proc stays fast.
+    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
+    [[ "$comm" == "${name:0:15}" ]] || return 1
     exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
     exe="${exe% (deleted)}"
-    [[ "$(basename "$exe")" == "$name" ]] || return 1
+    [[ "${exe##*/}" == "$name" ]] || return 1
     tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/"
 }
 

@@ -84,7 +84,9 @@ build_pause_archive() {
 }
 
 busybox_archive() {
-    echo "$IMAGE_CACHE/busybox-$(dpkg-query -W -f='${Version}' busybox-static).oci.tar"
+    local version
+    version="$(dpkg-query -W -f='${Version}' busybox-static)"
+    echo "$IMAGE_CACHE/busybox-${version//:/_}.oci.tar"
 }
 
 pause_archive() {
