@@ -19,14 +19,14 @@ module LabelModel =
         && isAlphanumeric s[s.Length - 1]
         && s |> Seq.forall (fun c -> isAlphanumeric c || c = '-' || c = '_' || c = '.')
 
+    /// Kubernetes checks a subdomain's total length, not each label's.
     let private isDnsLabel (s: string) =
         s.Length >= 1
-        && s.Length <= 63
         && s |> Seq.forall (fun c -> (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c = '-')
         && s[0] <> '-'
         && s[s.Length - 1] <> '-'
 
-    /// A qualified name: a name, or a DNS subdomain (≤ 253, dot-separated DNS labels) then '/' then a name.
+    /// A qualified name: a name, or a DNS subdomain (≤ 253, dot-separated lower-case labels) then '/' then a name.
     let isKey (s: string) =
         match s.Split '/' with
         | [| name |] -> isName name

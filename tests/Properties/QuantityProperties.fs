@@ -277,4 +277,4 @@ module QuantityProperties =
         | Error e -> Prop.label e.Message false
         | Ok q ->
             let written = value.ToString("R", Globalization.CultureInfo.InvariantCulture)
-            Prop.label $"%s{written}" (Quantity.parse written = Ok q)
+            Prop.label $"%s{written}" (Quantity.parse written |> Result.map Quantity.nanos = Ok(Quantity.nanos q))
