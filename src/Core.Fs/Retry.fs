@@ -503,19 +503,16 @@ module RetryApi =
           reason = orEmpty reason
           message = orEmpty message }
 
-    /// A failed call's description; pass null for what is unknown.
-    [<CompiledName("Describe")>]
-    let describe
-        (
-            status: Nullable<int>,
-            reason: string | null,
-            message: string | null,
-            causes: FieldCause array | null,
-            retryAfter: Nullable<TimeSpan>,
-            transport: TransportFailure,
-            permission: Permission,
-            madeIdempotent: bool
-        ) : ApiError =
+    let private describe
+        (status: Nullable<int>)
+        (reason: string | null)
+        (message: string | null)
+        (causes: FieldCause array | null)
+        (retryAfter: Nullable<TimeSpan>)
+        (transport: TransportFailure option)
+        (permission: Permission)
+        (madeIdempotent: bool)
+        : ApiError =
         { status = Option.ofNullable status
           reason = ofObj reason
           message = ofObj message
@@ -524,7 +521,7 @@ module RetryApi =
              | null -> []
              | cs -> cs |> Array.filter (fun c -> not (isNull (box c))) |> List.ofArray)
           retryAfter = Option.ofNullable retryAfter
-          transport = (if isNull (box transport) then None else Some transport)
+          transport = transport
           permission =
             (if isNull (box permission) then
                  { verb = Verb.Other ""
@@ -535,6 +532,33 @@ module RetryApi =
              else
                  permission)
           madeIdempotent = madeIdempotent }
+
+    /// A call the server answered with an error status (or a watch's error event); pass null for what is unknown.
+    [<CompiledName("DescribeResponse")>]
+    let describeResponse
+        (
+            status: Nullable<int>,
+            reason: string | null,
+            message: string | null,
+            causes: FieldCause array | null,
+            retryAfter: Nullable<TimeSpan>,
+            permission: Permission,
+            madeIdempotent: bool
+        ) : ApiError =
+        describe status reason message causes retryAfter None permission madeIdempotent
+
+    /// A call that failed below HTTP, with no response.
+    [<CompiledName("DescribeTransport")>]
+    let describeTransport
+        (transport: TransportFailure, message: string | null, permission: Permission, madeIdempotent: bool)
+        : ApiError =
+        let transport = if isNull (box transport) then None else Some transport
+        describe (Nullable()) null message null (Nullable()) transport permission madeIdempotent
+
+    /// A call that failed in a way that is neither a status nor a transport failure.
+    [<CompiledName("DescribeUnknown")>]
+    let describeUnknown (message: string | null, permission: Permission, madeIdempotent: bool) : ApiError =
+        describe (Nullable()) null message null (Nullable()) None permission madeIdempotent
 
     /// What to do about a failed call.
     [<CompiledName("Classify")>]
@@ -565,6 +589,10 @@ module RetryApi =
     /// The verb as RBAC spells it.
     [<CompiledName("VerbName")>]
     let verbName (verb: Verb) : string = Verb.name verb
+
+    /// The resource as RBAC names it: `jobs.batch`, `pods/log`.
+    [<CompiledName("ResourceName")>]
+    let resourceName (permission: Permission) : string = Permission.resourceName permission
 
     /// What is wrong with a back-off policy and how to fix it, or null when it is usable.
     [<CompiledName("PolicyProblem")>]
