@@ -49,6 +49,6 @@ public static class KubernetesClientFactory
         var basePath = Uri.TryCreate(configuration.Host, UriKind.Absolute, out var host) ? host.AbsolutePath : "/";
         configuration.HttpClientTimeout = Timeout.InfiniteTimeSpan;
         var wrapper = new DecoratorWrapper(options ?? new KubernetesResilienceOptions(), loggerFactory, timeProvider, observer, basePath);
-        return new Kubernetes(configuration, [wrapper, .. innerHandlers]);
+        return new k8s.Kubernetes(configuration, [wrapper, .. innerHandlers]);
     }
 }

@@ -1,0 +1,286 @@
+using System.Globalization;
+using HybridBatch.Core;
+using HybridBatch.Core.Api;
+using k8s;
+using k8s.Models;
+
+namespace HybridBatch.Translation;
+
+/// <summary>Builds the Kubernetes Job of a batch job, as Toil's <c>_create_pod_spec</c> and <c>_launch_job</c> do.</summary>
+/// <param name="options">The batch system's options.</param>
+/// <param name="runId">The run's identity.</param>
+/// <param name="owner">Who issues the jobs.</param>
+internal sealed class JobManifests(KubernetesBatchSystemOptions options, string runId, string owner)
+{
+    /// <summary>The annotation that keeps the cluster autoscaler from evicting a job's pod.</summary>
+    public const string SafeToEvict = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+
+    /// <summary>The annotation carrying the job's human-readable name.</summary>
+    public const string NameAnnotation = "hybridbatch.io/name";
+
+    /// <summary>The annotation carrying the pool request (millicores, memory, disk), read back when re-attaching.</summary>
+    public const string RequestAnnotation = "hybridbatch.io/request";
+
+    /// <summary>The container's name, as in Toil.</summary>
+    public const string ContainerName = "runner-container";
+
+    private readonly V1SecurityContext? _containerSecurity = Load<V1SecurityContext>(options.SecurityContext);
+    private readonly V1PodSecurityContext? _podSecurity = Load<V1PodSecurityContext>(options.PodSecurityContext);
+
+    /// <summary>The label selector of this run's job objects (not its cleanup Jobs).</summary>
+    public string JobSelector { get; } = $"{Names.RunLabel}={runId},{Names.JobIdLabel}";
+
+    /// <summary>The label selector of everything this run created.</summary>
+    public string RunSelector { get; } = $"{Names.RunLabel}={runId}";
+
+    private static T? Load<T>(string? file)
+        where T : class
+    {
+        if (file is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return KubernetesYaml.Deserialize<T>(File.ReadAllText(file));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or YamlDotNet.Core.YamlException)
+        {
+            throw new ArgumentException($"the security context file '{file}' could not be read as a {typeof(T).Name}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>The labels of a job's Job and pod.</summary>
+    public Dictionary<string, string> Labels(int id) => new()
+    {
+        [Names.RunLabel] = runId,
+        [Names.OwnerLabel] = Names.OwnerValue(owner),
+        [Names.JobIdLabel] = id.ToString(CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>The Job that runs <paramref name="command"/> for job <paramref name="id"/>.</summary>
+    /// <param name="id">The job id.</param>
+    /// <param name="command">The command, run by <c>/bin/sh -c</c> as one argument (never spliced into a shell line).</param>
+    /// <param name="job">What the job needs.</param>
+    /// <param name="resources">The requests and limits the core computed.</param>
+    /// <param name="request">The pool request, kept on the Job for re-attaching.</param>
+    /// <param name="environment">The container environment, in order (later names win).</param>
+    public V1Job Build(
+        int id,
+        string command,
+        JobDescription job,
+        KubernetesResourcesView resources,
+        JobState.JobRequest request,
+        IEnumerable<KeyValuePair<string, string>> environment)
+    {
+        var name = Names.JobName(owner, runId, id);
+        var labels = Labels(id);
+        var annotations = new Dictionary<string, string>
+        {
+            [SafeToEvict] = "false",
+            [NameAnnotation] = job.Name,
+            [RequestAnnotation] = string.Create(CultureInfo.InvariantCulture, $"{request.millicores},{request.memory},{request.disk}"),
+        };
+
+        var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["TMPDIR"] = "/var/tmp" };
+        foreach (var (key, value) in environment)
+        {
+            env[key] = value;
+        }
+
+        var quantities = resources.Requests.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value));
+        var container = new V1Container
+        {
+            Name = ContainerName,
+            Image = job.Image ?? options.Image,
+            ImagePullPolicy = "IfNotPresent",
+            Command = ["/bin/sh", "-c", command],
+            Env = [.. env.Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value })],
+            Resources = new V1ResourceRequirements
+            {
+                Requests = quantities,
+                Limits = resources.Limits.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value)),
+            },
+            VolumeMounts = [new V1VolumeMount { MountPath = options.WorkDir, Name = "workdir" }, new V1VolumeMount { MountPath = "/run/lock", Name = "coordination" }],
+            SecurityContext = ContainerSecurity(),
+        };
+
+        var spec = new V1PodSpec
+        {
+            Containers = [container],
+            RestartPolicy = "Never",
+            Volumes = Volumes(),
+            SecurityContext = _podSecurity,
+            ServiceAccountName = options.ServiceAccount,
+            // A job gets API credentials only when it is given an account to use them with.
+            AutomountServiceAccountToken = options.ServiceAccount is not null,
+        };
+
+        // The job's placement is the caller's object, shared between jobs: place a copy.
+        var placement = new Placement();
+        if (job.Placement is { } given)
+        {
+            Copy(given.RequiredLabels, placement.RequiredLabels);
+            Copy(given.DesiredLabels, placement.DesiredLabels);
+            Copy(given.ProhibitedLabels, placement.ProhibitedLabels);
+            Copy(given.ToleratedTaints, placement.ToleratedTaints);
+        }
+
+        placement.SetPreemptible(job.Preemptible);
+        foreach (var (key, value) in resources.RequiredNodeLabels)
+        {
+            placement.RequiredLabels[key] = [value];
+        }
+
+        placement.Apply(spec);
+
+        return new V1Job
+        {
+            ApiVersion = "batch/v1",
+            Kind = "Job",
+            Metadata = new V1ObjectMeta { Name = name, Labels = labels, Annotations = annotations },
+            Spec = new V1JobSpec
+            {
+                BackoffLimit = 0,
+                TtlSecondsAfterFinished = options.FinishedJobTtl,
+                Template = new V1PodTemplateSpec
+                {
+                    Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>(labels), Annotations = new Dictionary<string, string>(annotations) },
+                    Spec = spec,
+                },
+            },
+        };
+    }
+
+    private static void Copy(IDictionary<string, IReadOnlyList<string>> from, IDictionary<string, IReadOnlyList<string>> to)
+    {
+        foreach (var (key, values) in from)
+        {
+            to[key] = values;
+        }
+    }
+
+    private V1SecurityContext? ContainerSecurity()
+    {
+        var context = _containerSecurity is null ? null : KubernetesJson.Deserialize<V1SecurityContext>(KubernetesJson.Serialize(_containerSecurity));
+        if (context is null && options.RestrictedSecurityContext && !options.Privileged)
+        {
+            context = new V1SecurityContext
+            {
+                AllowPrivilegeEscalation = false,
+                Capabilities = new V1Capabilities { Drop = ["ALL"] },
+            };
+        }
+
+        if (options.Privileged)
+        {
+            context ??= new V1SecurityContext();
+            context.Privileged = true;
+        }
+
+        if (options.RunAsUser is { } user)
+        {
+            context ??= new V1SecurityContext();
+            context.RunAsUser = user;
+        }
+
+        return context;
+    }
+
+    private List<V1Volume> Volumes()
+    {
+        if (options.HostPath is { } hostPath)
+        {
+            return
+            [
+                new V1Volume { Name = "workdir", HostPath = new V1HostPathVolumeSource { Path = RunDirectory(hostPath), Type = "DirectoryOrCreate" } },
+                new V1Volume { Name = "coordination", HostPath = new V1HostPathVolumeSource { Path = "/run/lock", Type = "Directory" } },
+            ];
+        }
+
+        return
+        [
+            new V1Volume { Name = "workdir", EmptyDir = new V1EmptyDirVolumeSource() },
+            new V1Volume { Name = "coordination", EmptyDir = new V1EmptyDirVolumeSource() },
+        ];
+    }
+
+    /// <summary>The run's own directory under the shared host path: what node cleanup removes.</summary>
+    public string RunDirectory(string hostPath) => $"{hostPath.TrimEnd('/')}/{runId}";
+
+    /// <summary>A short Job, pinned to <paramref name="node"/>, that removes the run's work directory there.</summary>
+    public V1Job? Cleanup(string node)
+    {
+        if (options.HostPath is not { } hostPath)
+        {
+            return null;
+        }
+
+        var labels = new Dictionary<string, string>
+        {
+            [Names.RunLabel] = runId,
+            [Names.OwnerLabel] = Names.OwnerValue(owner),
+            [Names.CleanupLabel] = "node",
+        };
+        var parent = hostPath.TrimEnd('/');
+        return new V1Job
+        {
+            ApiVersion = "batch/v1",
+            Kind = "Job",
+            Metadata = new V1ObjectMeta { Name = Names.CleanupName(runId, node), Labels = labels },
+            Spec = new V1JobSpec
+            {
+                BackoffLimit = 2,
+                TtlSecondsAfterFinished = 60,
+                Template = new V1PodTemplateSpec
+                {
+                    Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>(labels) },
+                    Spec = new V1PodSpec
+                    {
+                        NodeName = node,
+                        RestartPolicy = "Never",
+                        AutomountServiceAccountToken = false,
+                        Tolerations = [new V1Toleration { OperatorProperty = "Exists" }],
+                        Containers =
+                        [
+                            new V1Container
+                            {
+                                Name = "cleanup",
+                                Image = options.Image,
+                                ImagePullPolicy = "IfNotPresent",
+                                // The run directory is named by the run id, a validated label value: no shell quoting needed.
+                                Command = ["/bin/sh", "-c", "rm -rf -- \"/host/$RUN_ID\""],
+                                Env = [new V1EnvVar { Name = "RUN_ID", Value = runId }],
+                                VolumeMounts = [new V1VolumeMount { MountPath = "/host", Name = "parent" }],
+                                Resources = new V1ResourceRequirements
+                                {
+                                    Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("16Mi") },
+                                    Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("100m"), ["memory"] = new("32Mi") },
+                                },
+                            },
+                        ],
+                        Volumes = [new V1Volume { Name = "parent", HostPath = new V1HostPathVolumeSource { Path = parent, Type = "DirectoryOrCreate" } }],
+                    },
+                },
+            },
+        };
+    }
+
+    /// <summary>The pool request stored on a Job of this run, for re-attaching; null when absent or malformed.</summary>
+    public static (long Millicores, long Memory, long Disk)? StoredRequest(V1Job job)
+    {
+        if (job.Metadata?.Annotations is not { } annotations || !annotations.TryGetValue(RequestAnnotation, out var text))
+        {
+            return null;
+        }
+
+        var parts = text.Split(',');
+        return parts.Length == 3
+            && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var millicores)
+            && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var memory)
+            && long.TryParse(parts[2], CultureInfo.InvariantCulture, out var disk)
+                ? (millicores, memory, disk)
+                : null;
+    }
+}

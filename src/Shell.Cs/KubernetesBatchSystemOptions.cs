@@ -1,0 +1,166 @@
+using System.Globalization;
+using HybridBatch.Core.Api;
+
+namespace HybridBatch;
+
+/// <summary>
+/// Settings of a <see cref="KubernetesBatchSystem"/>: Toil's Kubernetes options under Toil's names, plus where the
+/// cluster is. Bind them with <see cref="KubernetesBatchSystemConfiguration"/> from flags, environment and configuration.
+/// </summary>
+public sealed class KubernetesBatchSystemOptions
+{
+    /// <summary>The configuration section the options bind from.</summary>
+    public const string SectionName = "HybridBatch";
+
+    /// <summary>The image jobs run in when their description names none; the local cluster ships it.</summary>
+    public const string DefaultImage = "busybox:1.35";
+
+    /// <summary>The kubeconfig file; null: <c>KUBECONFIG</c>, <c>~/.kube/config</c>, then the in-cluster account.</summary>
+    public string? Kubeconfig { get; set; }
+
+    /// <summary>The kubeconfig context; null: the current one.</summary>
+    public string? Context { get; set; }
+
+    /// <summary>The namespace for the jobs; null: the context's namespace, else <c>default</c>.</summary>
+    public string? Namespace { get; set; }
+
+    /// <summary>The image jobs run in by default.</summary>
+    public string Image { get; set; } = DefaultImage;
+
+    /// <summary>
+    /// The run's identity, a label on every object. Null: a new one. Giving an earlier run's id re-attaches to its jobs.
+    /// </summary>
+    public string? RunId { get; set; }
+
+    /// <summary>A path on the nodes shared by the run's jobs as their work directory (Toil's <c>--kubernetesHostPath</c>); null: a per-pod empty directory.</summary>
+    public string? HostPath { get; set; }
+
+    /// <summary>The user name jobs are marked with (Toil's <c>--kubernetesOwner</c>); null: <see cref="KubernetesBatchSystem.GetDefaultKubernetesOwner"/>.</summary>
+    public string? Owner { get; set; }
+
+    /// <summary>The service account jobs run as (Toil's <c>--kubernetesServiceAccount</c>).</summary>
+    public string? ServiceAccount { get; set; }
+
+    /// <summary>Seconds a pod may stay stuck (unschedulable, image missing, creating) before its job fails (Toil's <c>--kubernetesPodTimeout</c>).</summary>
+    public double PodTimeout { get; set; } = 120;
+
+    /// <summary>Run job containers privileged (Toil's <c>--kubernetesPrivileged</c>).</summary>
+    public bool Privileged { get; set; }
+
+    /// <summary>A YAML file with a pod security context for every pod (Toil's <c>--kubernetesPodSecurityContext</c>).</summary>
+    public string? PodSecurityContext { get; set; }
+
+    /// <summary>A YAML file with a security context for every job container (Toil's <c>--kubernetesSecurityContext</c>).</summary>
+    public string? SecurityContext { get; set; }
+
+    /// <summary>
+    /// Apply the restrictive default container security context (no privilege escalation, every capability dropped)
+    /// when no security context file is given. Set false to run jobs with the runtime's default capabilities.
+    /// </summary>
+    public bool RestrictedSecurityContext { get; set; } = true;
+
+    /// <summary>The user id job containers run as; null: the image's user.</summary>
+    public long? RunAsUser { get; set; }
+
+    /// <summary>Jobs submitted to Kubernetes at once; more wait in the local queue (Toil's <c>--maxJobs</c>).</summary>
+    public int MaxJobs { get; set; } = int.MaxValue;
+
+    /// <summary>Cores all running jobs may hold together, and the most one job may ask for (Toil's <c>--maxCores</c>).</summary>
+    public double MaxCores { get; set; } = 1_000_000;
+
+    /// <summary>Bytes of memory all running jobs may hold together, and the most one job may ask for (Toil's <c>--maxMemory</c>).</summary>
+    public long MaxMemory { get; set; } = long.MaxValue / 4;
+
+    /// <summary>Bytes of disk all running jobs may hold together, and the most one job may ask for (Toil's <c>--maxDisk</c>).</summary>
+    public long MaxDisk { get; set; } = long.MaxValue / 4;
+
+    /// <summary>Bytes added to each job's memory and disk for the container's own needs (Toil adds 512 MiB).</summary>
+    public long ResourceOverhead { get; set; } = 512L * 1024 * 1024;
+
+    /// <summary>The work directory inside job containers.</summary>
+    public string WorkDir { get; set; } = "/var/lib/hybridbatch";
+
+    /// <summary>Seconds Kubernetes keeps a finished Job before collecting it itself, as a safety net.</summary>
+    public int FinishedJobTtl { get; set; } = 3600;
+
+    /// <summary>Create calls in flight at once.</summary>
+    public int MaxCreatesInFlight { get; set; } = 32;
+
+    /// <summary>Rate limit, timeouts and retries of Kubernetes calls.</summary>
+    public KubernetesResilienceOptions Resilience { get; set; } = new() { Qps = 200, Burst = 400 };
+
+    /// <summary>The problems of these options, each saying how to fix it; empty when they are usable.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (double.IsNaN(PodTimeout) || PodTimeout <= 0 || double.IsInfinity(PodTimeout))
+        {
+            problems.Add($"the pod timeout {PodTimeout.ToString(CultureInfo.InvariantCulture)} s is not a positive number of seconds: set --kubernetesPodTimeout to e.g. 120");
+        }
+
+        if (MaxJobs < 1)
+        {
+            problems.Add($"--maxJobs is {MaxJobs}: allow at least 1 job");
+        }
+
+        if (double.IsNaN(MaxCores) || MaxCores <= 0 || double.IsInfinity(MaxCores))
+        {
+            problems.Add($"--maxCores is {MaxCores.ToString(CultureInfo.InvariantCulture)}: give a positive number of cores");
+        }
+
+        if (MaxMemory < 1)
+        {
+            problems.Add($"--maxMemory is {MaxMemory}: give a positive number of bytes");
+        }
+
+        if (MaxDisk < 1)
+        {
+            problems.Add($"--maxDisk is {MaxDisk}: give a positive number of bytes");
+        }
+
+        if (ResourceOverhead < 0)
+        {
+            problems.Add($"the resource overhead is {ResourceOverhead}: give zero or more bytes");
+        }
+
+        if (string.IsNullOrWhiteSpace(Image))
+        {
+            problems.Add("the image is empty: name an image such as busybox:1.35");
+        }
+
+        if (RunId is not null && Names.CheckRunId(RunId) is { } runIdProblem)
+        {
+            problems.Add(runIdProblem);
+        }
+
+        if (HostPath is not null && !HostPath.StartsWith('/'))
+        {
+            problems.Add($"the host path '{HostPath}' is not absolute: give a path starting with '/'");
+        }
+
+        if (!WorkDir.StartsWith('/'))
+        {
+            problems.Add($"the work directory '{WorkDir}' is not absolute: give a path starting with '/'");
+        }
+
+        if (FinishedJobTtl < 0)
+        {
+            problems.Add($"the finished job TTL is {FinishedJobTtl}: give zero or more seconds");
+        }
+
+        if (MaxCreatesInFlight < 1)
+        {
+            problems.Add($"creates in flight is {MaxCreatesInFlight}: allow at least 1");
+        }
+
+        foreach (var file in new[] { PodSecurityContext, SecurityContext })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                problems.Add($"the security context file '{file}' does not exist: give the path of a YAML file");
+            }
+        }
+
+        return problems;
+    }
+}
