@@ -200,7 +200,8 @@ wait_healthy() {
     local start
     start="$(date +%s)"
     until "$@" >/dev/null 2>&1; do
-        if ! component_pid "$name" >/dev/null; then
+        # Just after the start the process may still be setsid or nsenter, so only liveness is checked here.
+        if ! kill -0 "$(cat "$RUN/$name.pid" 2>/dev/null)" 2>/dev/null; then
             tail -n 25 "$LOGS/$name.log" >&2
             die "$name exited; see $LOGS/$name.log"
         fi
