@@ -21,12 +21,10 @@ apt_update_once() {
 }
 
 missing_packages() {
-    local package
-    for package in "${REQUIRED_PACKAGES[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
-            echo "$package"
-        fi
-    done
+    local installed
+    installed="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${REQUIRED_PACKAGES[@]}" 2>/dev/null |
+        awk '$1 == "ii" {print $2}')" || true
+    comm -23 <(printf '%s\n' "${REQUIRED_PACKAGES[@]}" | sort) <(sort <<<"$installed")
 }
 
 ensure_packages() {
