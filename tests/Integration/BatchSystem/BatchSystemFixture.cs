@@ -1,0 +1,95 @@
+using HybridBatch.Integration.Cluster;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Xunit.Abstractions;
+
+namespace HybridBatch.Integration.BatchSystem;
+
+/// <summary>Creates batch systems against the test cluster and cleans up after them.</summary>
+internal static class Batch
+{
+    /// <summary>Toil's default test job: 100 MB, 1 core, 1000 bytes of disk.</summary>
+    public static JobDescription Job(string name = "test", double cores = 1, long memory = 100_000_000, long disk = 1000) =>
+        new(name, cores, memory, disk);
+
+    /// <summary>Options for the cluster under test, with Toil's test maxima (2 cores, 1e9 bytes, 2001 bytes of disk).</summary>
+    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Action<KubernetesBatchSystemOptions>? change = null)
+    {
+        var options = new KubernetesBatchSystemOptions
+        {
+            Kubeconfig = cluster.KubeconfigPath,
+            Namespace = cluster.Namespace,
+            MaxCores = 2,
+            MaxMemory = 1_000_000_000,
+            MaxDisk = 2001,
+            // The small local node: Toil's 512 MiB overhead per pod would let only a few test pods fit at once.
+            ResourceOverhead = 16L * 1024 * 1024,
+        };
+        change?.Invoke(options);
+        return options;
+    }
+
+    /// <summary>A logger factory that writes to the test's output.</summary>
+    public static ILoggerFactory Logging(ITestOutputHelper output) =>
+        LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information).AddProvider(new TestOutputLoggerProvider(output)));
+
+    /// <summary>Waits for a result, failing the test when none comes in time.</summary>
+    public static async Task<UpdatedBatchJobInfo> NextAsync(KubernetesBatchSystem system, TimeSpan? timeout = null)
+    {
+        var result = await system.GetUpdatedBatchJobAsync(timeout ?? TimeSpan.FromSeconds(180));
+        Assert.NotNull(result);
+        return result;
+    }
+
+    /// <summary>The run's Kubernetes Jobs, as the cluster lists them.</summary>
+    public static async Task<IList<V1Job>> JobsOfRunAsync(LocalClusterFixture cluster, string runId) =>
+        (await cluster.Client.BatchV1.ListNamespacedJobAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId}")).Items;
+
+    /// <summary>Waits until a condition holds, polling; false when it did not within the timeout.</summary>
+    public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(250);
+        }
+
+        return await condition();
+    }
+}
+
+/// <summary>Routes log lines to xunit's test output.</summary>
+internal sealed class TestOutputLoggerProvider(ITestOutputHelper output) : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => new Logger(output);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(ITestOutputHelper output) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            try
+            {
+                output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel}: {formatter(state, exception)}");
+            }
+            catch (InvalidOperationException)
+            {
+                // The test already finished; its output is closed.
+            }
+        }
+    }
+}
