@@ -17,6 +17,9 @@ type QuantityFormat =
 /// written in. Values are bounded by Kubernetes' documented limit of 2^63 - 1 in magnitude. The format is kept
 /// normalised: `BinarySI` only for nonzero multiples of 1Ki and `DecimalExponent` only when it prints an exponent,
 /// so that every quantity has exactly one canonical string and parsing that string gives the quantity back.
+/// The one visible difference from the API server: a binary-format value that is not a multiple of 1Ki is written
+/// in decimal canonical form ("1.953125Ki" → "2k" where the API server echoes "2000"); the value is the same, and
+/// the API server's own form would not survive a second parse and format.
 type Quantity =
     private
         { nanos: bigint

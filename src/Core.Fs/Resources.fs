@@ -186,7 +186,7 @@ type ResourceError =
                 | Some job -> $"The job %s{job} is requesting "
                 | None -> "Requesting "
 
-            $"%s{who}%s{requested} %s{unit}%s{name}%s{purpose}, more than the maximum of %s{maximum} %s{unit}%s{name} that this batch system was configured with, or enforced by %s{flag}. Request less %s{name} or raise %s{flag}."
+            $"%s{who}%s{requested} %s{unit}%s{name}%s{purpose}, more than the maximum of %s{maximum} %s{unit}%s{name} that this batch system was configured with, or enforced by %s{flag}. Lower the job's %s{name} request or raise %s{flag}."
 
 /// Turning resource requests into Kubernetes container resources, and checking them against configured maxima.
 [<RequireQualifiedAccess>]

@@ -54,7 +54,12 @@ module LabelGen =
         gen {
             let! count = Gen.choose (1, 5)
             let! pieces = Gen.sequenceToList (List.replicate count piece)
-            let! longPrefix = Gen.frequency [ 9, Gen.constant ""; 1, Gen.elements [ run 'a' 60 + "." + run 'b' 60 + "." + run 'c' 60 + "." + run 'd' 60 + "." + run 'e' 12 + "/"; run 'a' 63 + "." + run 'b' 63 + "." + run 'c' 63 + "." + run 'd' 61 + "/" ] ]
+            // Prefixes of exactly 253 and 254 characters.
+            let longPrefixes =
+                [ String.concat "." [ run 'a' 63; run 'b' 63; run 'c' 63; run 'd' 61 ] + "/"
+                  String.concat "." [ run 'a' 63; run 'b' 63; run 'c' 63; run 'd' 62 ] + "/" ]
+
+            let! longPrefix = Gen.frequency [ 9, Gen.constant ""; 1, Gen.elements longPrefixes ]
             return longPrefix + String.concat "" pieces
         }
 
@@ -125,7 +130,9 @@ module PlacementProperties =
 
             Prop.label
                 $"affinity and taints: the scheduler says %b{Scheduler.admits node spec}, the placement means %b{expected}"
-                (Scheduler.admits node spec = expected))
+                (Scheduler.admits node spec = expected)
+            |> Prop.classify expected "admitted"
+            |> Prop.classify (Meaning.isSpotNode node) "spot node")
 
     [<CoreProperty>]
     let ``the produced preferences score every node as the placement's desires do`` (placement: Placement) =

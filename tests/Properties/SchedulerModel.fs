@@ -139,12 +139,12 @@ module NodeGen =
                 PlacementPools.keys
                 |> List.map (fun key ->
                     Gen.frequency
-                        [ 3, Gen.constant None
+                        [ 4, Gen.constant None
                           2, Gen.elements PlacementPools.values |> Gen.map (fun v -> Some(key, v)) ])
                 |> Gen.sequenceToList
 
-            let! spot = Gen.optionOf (Gen.elements Meaning.spotLabels)
-            let! taintCount = Gen.frequency [ 3, Gen.constant 0; 3, Gen.constant 1; 1, Gen.constant 2; 1, Gen.constant 3 ]
+            let! spot = Gen.frequency [ 2, Gen.constant None; 1, Gen.elements Meaning.spotLabels |> Gen.map Some ]
+            let! taintCount = Gen.frequency [ 5, Gen.constant 0; 3, Gen.constant 1; 1, Gen.constant 2; 1, Gen.constant 3 ]
 
             let taint =
                 gen {
