@@ -30,6 +30,8 @@ ADMIN_KUBECONFIG="$STATE/kubeconfig/admin.kubeconfig"
 APP_KUBECONFIG="$STATE/kubeconfig/hybridbatch.kubeconfig"
 
 STARTED_AT="$(date +%s)"
+# Outside the state directory, which 'reset' deletes while holding the lock.
+LOCK_FILE="/run/lock/hybridbatch-local-cluster.lock"
 
 # Progress goes to stderr, so commands that print a result (kubeconfig) stay scriptable. Progress lines carry the seconds since the command started, so a slow step is visible in CI logs.
 step() {
@@ -83,4 +85,18 @@ write_if_changed() {
 
 admin_kubectl() {
     "$KUBE_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"
+}
+
+# up, down and reset run one at a time: test fixtures of parallel test runs may all call 'up' at once, and a
+# second cold 'up' must wait for the first build rather than start another one.
+LOCKED=0
+take_lock() {
+    ((LOCKED)) && return 0
+    mkdir -p "$(dirname "$LOCK_FILE")"
+    exec 9>"$LOCK_FILE"
+    if ! flock -n 9; then
+        step "waiting for another local-cluster command to finish"
+        flock 9
+    fi
+    LOCKED=1
 }

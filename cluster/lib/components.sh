@@ -188,7 +188,8 @@ start_daemon() {
     echo "----- $(date -u +%FT%TZ) start" >>"$LOGS/$name.log"
     # setsid: the daemon outlives this shell and its session; nsenter (not 'ip netns exec', which remounts
     # /sys and breaks the kubelet's cgroup detection) puts it in the cluster's namespace and then execs it.
-    setsid nsenter --net="$NETNS_PATH" -- "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    # fd 9 is the command lock: a daemon holding it would block every later command.
+    setsid nsenter --net="$NETNS_PATH" -- "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
     echo "$!" >"$RUN/$name.pid"
     echo "$wanted" >"$RUN/$name.fingerprint"
 }
