@@ -42,6 +42,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private JobState.Model _model;
     private int _shutDown;
+    private int _disposed;
 
     private KubernetesBatchSystem(
         IKubernetes client,
@@ -264,9 +265,12 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             return;
         }
 
-        if (problem.Maximum.Length > 0)
+        // As in Toil: asking for more than the maxima, or for an accelerator Kubernetes cannot schedule, is a lack of
+        // resources; a malformed amount is an argument error.
+        if (problem.Maximum.Length > 0 || problem.Resource == "accelerators")
         {
-            throw new InsufficientSystemResourcesException(problem.Resource, problem.Requested, problem.Maximum, problem.Message);
+            var available = problem.Maximum.Length > 0 ? problem.Maximum : "none of that kind";
+            throw new InsufficientSystemResourcesException(problem.Resource, problem.Requested, available, problem.Message);
         }
 
         throw new ArgumentException(problem.Message, nameof(job));
@@ -506,19 +510,31 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         _ended.Release();
     }
 
-    /// <summary>Shuts down (see <see cref="ShutdownAsync"/>) and releases the client.</summary>
-    /// <returns>A task that completes when disposed.</returns>
+    /// <summary>
+    /// Detaches from the run: stops watching and waits for calls in flight, but leaves the run's Jobs in the cluster
+    /// so that a batch system created with the same <see cref="RunId"/> re-attaches to them (as a restarted workflow
+    /// leader would). Call <see cref="ShutdownAsync"/> first to end the run and delete its Jobs.
+    /// </summary>
+    /// <returns>A task that completes when detached.</returns>
     public async ValueTask DisposeAsync()
     {
-        try
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            await ShutdownAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is KubernetesApiException or HttpRequestException or OperationCanceledException)
-        {
-            LogShutdownFailed(ex);
+            return;
         }
 
+        Volatile.Write(ref _shutDown, 1);
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_loops).ConfigureAwait(false);
+            await Task.WhenAll(_inFlight.Keys).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _ended.Release();
         _client.Dispose();
         _stopping.Dispose();
     }
@@ -892,6 +908,4 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "The {Kind} watch expired (410 Gone): listing again")]
     private partial void LogRelist(string kind);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Shutting down did not finish cleanly")]
-    private partial void LogShutdownFailed(Exception exception);
 }
