@@ -10,13 +10,13 @@ namespace HybridBatch.Integration.Resilience;
 /// <summary>Toil's <c>is_retryable_kubernetes_error</c>, translated and answered by the core's classifier.</summary>
 public sealed class KubernetesErrorsTests
 {
-    private static HttpOperationException Answered(HttpStatusCode code, HttpMethod method, string path)
+    private static HttpOperationException Answered(HttpStatusCode code, HttpMethod method, string path, string requestBody = "")
     {
         using var request = new HttpRequestMessage(method, new Uri("https://cluster.example" + path));
         using var response = new HttpResponseMessage(code);
         return new HttpOperationException($"Operation returned an invalid status code '{code}'")
         {
-            Request = new HttpRequestMessageWrapper(request, ""),
+            Request = new HttpRequestMessageWrapper(request, requestBody),
             Response = new HttpResponseMessageWrapper(response, ""),
         };
     }
@@ -50,9 +50,11 @@ public sealed class KubernetesErrorsTests
     }
 
     [Fact]
-    public void A_server_error_on_a_create_without_a_name_is_not_retryable()
+    public void A_server_error_on_a_create_is_retryable_only_when_the_object_has_a_fixed_name()
     {
-        Assert.False(KubernetesErrors.IsRetryable(Answered(HttpStatusCode.InternalServerError, HttpMethod.Post, "/apis/batch/v1/namespaces/ns/jobs")));
+        const string jobs = "/apis/batch/v1/namespaces/ns/jobs";
+        Assert.False(KubernetesErrors.IsRetryable(Answered(HttpStatusCode.InternalServerError, HttpMethod.Post, jobs, """{"metadata":{"generateName":"hb-"}}""")));
+        Assert.True(KubernetesErrors.IsRetryable(Answered(HttpStatusCode.InternalServerError, HttpMethod.Post, jobs, """{"metadata":{"name":"hb-1"}}""")));
     }
 
     [Fact]
