@@ -48,6 +48,42 @@ public sealed class DecoratorWrapperTests
     }
 
     [Fact]
+    public async Task A_429_with_Retry_After_waits_on_the_injected_clock_and_never_less()
+    {
+        var clock = new ManualClock();
+        var server = FakeApiServer.Answering(n => n == 1
+            ? Responses.Status(429, "TooManyRequests", "the server is throttling", retryAfterSeconds: 30)
+            : Responses.PodList());
+        var options = Fast with { RetryBudget = TimeSpan.FromMinutes(2) };
+        using var client = KubernetesClientFactory.Create(
+            new KubernetesClientConfiguration { Host = "http://127.0.0.1:9" }, options, null, clock, null, [server]);
+
+        var call = client.CoreV1.ListNamespacedPodAsync(Ns);
+        await WaitUntil(() => clock.PendingTimers().Any(due => due >= TimeSpan.FromSeconds(30)));
+        clock.Advance(TimeSpan.FromSeconds(29.9));
+        await Task.Delay(100);
+
+        Assert.Equal(1, server.Requests);
+        Assert.False(call.IsCompleted);
+
+        clock.Advance(TimeSpan.FromSeconds(1));
+        var pods = await call.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Single(pods.Items);
+        Assert.Equal(2, server.Requests);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = TimeProvider.System.GetTimestamp();
+        while (!condition())
+        {
+            Assert.True(TimeProvider.System.GetElapsedTime(deadline) < TimeSpan.FromSeconds(10), "the condition never held");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
     public async Task A_500_on_a_list_is_retried()
     {
         var server = FakeApiServer.Answering(n => n == 1
