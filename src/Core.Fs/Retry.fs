@@ -123,8 +123,11 @@ type BackoffPolicy =
 /// Why a back-off policy is unusable.
 [<RequireQualifiedAccess>]
 type BackoffPolicyError =
+    /// The first delay is zero or negative: exponential growth from it would never wait.
     | FirstDelayNotPositive of TimeSpan
+    /// The cap is below the first delay.
     | MaxDelayBelowFirstDelay of firstDelay: TimeSpan * maxDelay: TimeSpan
+    /// The budget is negative.
     | BudgetNegative of TimeSpan
 
 /// Functions on RBAC verbs.

@@ -22,6 +22,7 @@ namespace HybridBatch;
 public sealed partial class DecoratorWrapper : DelegatingHandler
 {
     private static readonly ResiliencePropertyKey<CallState> CallKey = new("HybridBatch.KubernetesCall");
+    private static readonly TimeSpan TimerSlack = TimeSpan.FromMilliseconds(20);
 
     private readonly KubernetesResilienceOptions _options;
     private readonly BackoffPolicy _policy;
@@ -238,6 +239,12 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         state.LastDecision = decision;
         var elapsed = _time.GetElapsedTime(state.Started);
         state.NextDelay = RetryApi.NextDelay(_policy, args.AttemptNumber + 1, state.Seed, elapsed, decision);
+        if (state.NextDelay is { } delay && RetryApi.RetryAfter(decision).HasValue)
+        {
+            // Timers may fire up to a tick of the system clock early; the server's Retry-After must not be undercut.
+            state.NextDelay = delay + TimerSlack;
+        }
+
         return state.NextDelay.HasValue;
     }
 

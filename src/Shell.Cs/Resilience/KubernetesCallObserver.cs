@@ -43,7 +43,10 @@ public sealed record KubernetesCallRecord(string Verb, string Resource, string? 
 /// <param name="Cause">Why the attempt failed (status or transport failure).</param>
 public sealed record KubernetesRetryRecord(string Verb, string Resource, string? Namespace, int Attempt, TimeSpan Delay, string Cause);
 
-/// <summary>Sees every Kubernetes call the <see cref="DecoratorWrapper"/> makes, for metrics and benchmarks.</summary>
+/// <summary>
+/// Sees every Kubernetes call the <see cref="DecoratorWrapper"/> makes, for metrics and benchmarks. Its methods run
+/// on the request path: they must be quick, thread-safe and must not throw.
+/// </summary>
 public interface IKubernetesCallObserver
 {
     /// <summary>Called before each retry's delay.</summary>

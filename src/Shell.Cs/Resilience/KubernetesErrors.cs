@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using System.Text;
 using System.Text.Json;
 using HybridBatch.Core;
 using k8s;
@@ -84,7 +85,7 @@ public static class KubernetesErrors
             case HttpOperationException { Response: { } response } operation:
                 {
                     request ??= operation.Request is { } sent
-                        ? KubernetesRequest.From(sent.Method, sent.RequestUri, ContentType(sent.Headers), default)
+                        ? KubernetesRequest.From(sent.Method, sent.RequestUri, ContentType(sent.Headers), Encoding.UTF8.GetBytes(sent.Content ?? ""))
                         : null;
                     var retryAfter = RetryAfter(HeaderValues(response.Headers, "Retry-After"), now);
                     return FromStatus((int)response.StatusCode, ParseStatus(response.Content), retryAfter, request);
