@@ -15,7 +15,7 @@ APT_UPDATED=0
 apt_update_once() {
     if ((APT_UPDATED == 0)); then
         step "apt-get update"
-        apt-get update -qq >/dev/null
+        run_with_progress "apt-get update" "$CACHE_ROOT/apt.log" apt-get update
         APT_UPDATED=1
     fi
 }
@@ -34,7 +34,8 @@ ensure_packages() {
     step "installing ${missing[*]}"
     apt_update_once
     # Debian would start etcd and containerd as host services; the cluster runs its own inside the namespace.
-    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    run_with_progress "apt-get install" "$CACHE_ROOT/apt.log" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
     stop_host_services_started_by_apt
 }
 
@@ -132,15 +133,9 @@ build_kubernetes() {
     replace_reflect2 "$src"
 
     step "building ${KUBE_COMPONENTS[*]} (about 10 minutes on 2 cores; log: $log)"
-    (
-        cd "$src"
-        # The build writes its Go cache into the tree and wants a writable HOME; CGO off gives static binaries.
-        export HOME="$work/home" CGO_ENABLED=0 GOPROXY=off
-        make WHAT="${KUBE_COMPONENTS[*]/#/cmd/}"
-    ) >"$log" 2>&1 &
-    local build_pid=$!
-    report_progress_while "$build_pid" "$log"
-    wait "$build_pid" || die "Kubernetes build failed; see $log"
+    # The build writes its Go cache into the tree and wants a writable HOME; CGO off gives static binaries.
+    (cd "$src" && run_with_progress "building" "$log" \
+        env HOME="$work/home" CGO_ENABLED=0 GOPROXY=off make WHAT="${KUBE_COMPONENTS[*]/#/cmd/}")
 
     local component
     for component in "${KUBE_COMPONENTS[@]}"; do
@@ -174,14 +169,24 @@ replace_reflect2() {
     find "$debian" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' -exec cp {} "$vendored/" \;
 }
 
-# The cold build is silent for minutes at a time; a line every 20 s shows CI that it is alive.
-report_progress_while() {
-    local pid="$1" log="$2" last
+# Runs a long, quiet command with its output in LOG, printing a line every 20 s (with the log's last line) so
+# CI does not take a 10-minute build for a hang. Fails with the end of the log.
+run_with_progress() {
+    local what="$1" log="$2"
+    shift 2
+    mkdir -p "$(dirname "$log")"
+    "$@" >"$log" 2>&1 &
+    local pid=$! last waited=0
     while kill -0 "$pid" 2>/dev/null; do
-        sleep 20 &
-        wait $! || true
-        kill -0 "$pid" 2>/dev/null || break
-        last="$(tail -n1 "$log" 2>/dev/null | cut -c1-100)"
-        step "  building… ${last}"
+        sleep 1
+        waited=$((waited + 1))
+        if ((waited % 20 == 0)) && kill -0 "$pid" 2>/dev/null; then
+            last="$(tail -n1 "$log" 2>/dev/null | tr -s ' \t' ' ' | cut -c1-100)"
+            step "  ${what}… ${last}"
+        fi
     done
+    if ! wait "$pid"; then
+        tail -n 30 "$log" >&2
+        die "$what failed; see $log"
+    fi
 }
