@@ -214,14 +214,15 @@ wait_healthy() {
     done
 }
 
+# SIGTERM, then SIGKILL after GRACE seconds (default 10).
 stop_component() {
-    local name="$1" pid i
+    local name="$1" grace="${2:-10}" pid i
     pid="$(component_pid "$name")" || {
         rm -f "$RUN/$name.pid"
         return 0
     }
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < grace * 10; i++)); do
         pid_is_component "$pid" "$name" || break
         sleep 0.1
     done
@@ -397,7 +398,13 @@ stop_all() {
     for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
         if component_pid "$name" >/dev/null; then
             step "stopping $name"
-            stop_component "$name"
+            if [[ "$name" == kube-apiserver ]]; then
+                # It stops serving at once but then retries removing its endpoint for many seconds; all its state
+                # is in etcd, so a kill loses nothing.
+                stop_component "$name" 2
+            else
+                stop_component "$name"
+            fi
         fi
     done
     # Pods' containers go too: a stopped cluster should not keep running jobs nobody watches.
