@@ -103,6 +103,10 @@ evictionHard:
 featureGates:
   TTLAfterFinished: true
 clusterDomain: cluster.local
+# No DNS server runs here, but like on a real cluster pods get a cluster resolver address; without one every pod
+# gets a MissingClusterDNS warning event.
+clusterDNS:
+- ${CLUSTER_DNS_IP}
 podCIDR: ${POD_CIDR}
 maxPods: 110
 EOF
