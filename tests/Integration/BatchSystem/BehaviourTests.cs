@@ -1,0 +1,305 @@
+using HybridBatch.Integration.Cluster;
+using k8s;
+using k8s.Models;
+using Xunit.Abstractions;
+
+namespace HybridBatch.Integration.BatchSystem;
+
+/// <summary>What HybridBatch promises beyond Toil's tests: exit reasons, stuck pods, lost jobs, queueing, scale, re-attaching.</summary>
+[Collection(LocalClusterCollection.Name)]
+public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelper output)
+{
+    private async Task<KubernetesBatchSystem> StartAsync(Action<KubernetesBatchSystemOptions>? change = null) =>
+        await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
+
+    private static async Task EndAsync(KubernetesBatchSystem system)
+    {
+        await system.ShutdownAsync();
+        await system.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Exit_codes_come_back_exactly_with_the_matching_reason()
+    {
+        var system = await StartAsync();
+        try
+        {
+            var expected = new Dictionary<int, int>();
+            foreach (var code in new[] { 0, 1, 42, 255 })
+            {
+                expected[await system.IssueBatchJobAsync($"exit {code}", Batch.Job($"exit-{code}"))] = code;
+            }
+
+            for (var i = 0; i < expected.Count; i++)
+            {
+                var info = await Batch.NextAsync(system);
+                Assert.Equal(expected[info.JobId], info.ExitStatus);
+                Assert.Equal(info.ExitStatus == 0 ? BatchJobExitReason.Finished : BatchJobExitReason.Failed, info.ExitReason);
+                Assert.True(info.WallTime > TimeSpan.Zero);
+            }
+
+            Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(1)));
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task A_container_over_its_memory_limit_is_reported_as_MemLimit()
+    {
+        var system = await StartAsync(o => o.ResourceOverhead = 0);
+        try
+        {
+            // 32 MiB limit; tail keeps its last lines in memory, and /dev/zero is one endless line.
+            var id = await system.IssueBatchJobAsync("head -c 200000000 /dev/zero | tail >/dev/null", Batch.Job("oom", memory: 32 * 1024 * 1024));
+            var info = await Batch.NextAsync(system);
+            Assert.Equal(id, info.JobId);
+            Assert.Equal(BatchJobExitReason.MemLimit, info.ExitReason);
+            Assert.Equal(137, info.ExitStatus);
+            Assert.Contains("OOMKilled", info.Message);
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task A_missing_image_fails_with_Error_after_the_pod_timeout_naming_the_cause()
+    {
+        var system = await StartAsync(o => o.PodTimeout = 5);
+        try
+        {
+            var id = await system.IssueBatchJobAsync("true", Batch.Job("no-image") with { Image = "registry.invalid/hybridbatch/missing:1" });
+            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(90));
+            Assert.Equal(id, info.JobId);
+            Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
+            Assert.Matches("ErrImagePull|ImagePullBackOff|InvalidImageName", info.Message);
+            Assert.Contains("pod timeout", info.Message);
+            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.JobsOfRunAsync(cluster, system.RunId)).Count == 0, TimeSpan.FromSeconds(30)));
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task A_pod_that_can_never_be_scheduled_fails_with_Error_after_the_pod_timeout()
+    {
+        var system = await StartAsync(o =>
+        {
+            o.PodTimeout = 5;
+            o.MaxCores = 10_000;
+        });
+        try
+        {
+            var id = await system.IssueBatchJobAsync("true", Batch.Job("huge", cores: 1000));
+            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(90));
+            Assert.Equal(id, info.JobId);
+            Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
+            Assert.Contains("Unschedulable", info.Message);
+            Assert.Contains("cpu", info.Message);
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task A_Job_deleted_by_someone_else_is_reported_Lost_once()
+    {
+        var system = await StartAsync();
+        try
+        {
+            var id = await system.IssueBatchJobAsync("sleep 600", Batch.Job("victim"));
+            Assert.True(await Batch.EventuallyAsync(async () => (await system.GetRunningBatchJobIdsAsync()).ContainsKey(id), TimeSpan.FromSeconds(120)));
+            var job = Assert.Single(await Batch.JobsOfRunAsync(cluster, system.RunId));
+            await cluster.Client.BatchV1.DeleteNamespacedJobAsync(
+                job.Metadata.Name, cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" });
+
+            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(60));
+            Assert.Equal(id, info.JobId);
+            Assert.Equal(BatchJobExitReason.Lost, info.ExitReason);
+            Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(5)));
+            Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task A_queued_job_killed_before_launch_is_never_created()
+    {
+        var system = await StartAsync(o => o.MaxJobs = 1);
+        try
+        {
+            var running = await system.IssueBatchJobAsync("sleep 600", Batch.Job("holder"));
+            var queued = await system.IssueBatchJobAsync("true", Batch.Job("queued"));
+            Assert.Equal([running, queued], await system.GetIssuedBatchJobIdsAsync());
+
+            await system.KillBatchJobsAsync([queued]);
+            Assert.Equal([running], await system.GetIssuedBatchJobIdsAsync());
+            await system.KillBatchJobsAsync([running]);
+
+            // Capacity is free again: a new job runs, and the killed queued one never appears in the cluster.
+            var next = await system.IssueBatchJobAsync("true", Batch.Job("next"));
+            Assert.Equal(next, (await Batch.NextAsync(system)).JobId);
+            var ids = (await Batch.JobsOfRunAsync(cluster, system.RunId))
+                .Select(j => j.Metadata.Labels["hybridbatch.io/job-id"]).ToList();
+            Assert.DoesNotContain(queued.ToString(System.Globalization.CultureInfo.InvariantCulture), ids);
+            Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(2)));
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task An_owner_of_100_characters_works()
+    {
+        var owner = new string('o', 50) + "." + new string('w', 49);
+        var system = await StartAsync(o => o.Owner = owner);
+        try
+        {
+            var id = await system.IssueBatchJobAsync("true", Batch.Job());
+            var info = await Batch.NextAsync(system);
+            Assert.Equal((id, BatchJobExitReason.Finished), (info.JobId, info.ExitReason));
+            Assert.True(info.BackingId.Length <= 63, info.BackingId);
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task Five_hundred_jobs_are_each_reported_exactly_once()
+    {
+        var system = await StartAsync(o =>
+        {
+            o.MaxCores = 1000;
+            o.MaxMemory = long.MaxValue / 8;
+            o.MaxJobs = 100;
+        });
+        try
+        {
+            var issued = new HashSet<int>();
+            for (var i = 0; i < 500; i++)
+            {
+                issued.Add(await system.IssueBatchJobAsync(i % 7 == 0 ? "exit 3" : "true", Batch.Job($"many-{i}", cores: 0.001, memory: 4 * 1024 * 1024)));
+            }
+
+            var seen = new List<UpdatedBatchJobInfo>();
+            while (seen.Count < issued.Count)
+            {
+                var info = await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(120));
+                Assert.True(info is not null, $"only {seen.Count} of {issued.Count} jobs were reported");
+                seen.Add(info);
+            }
+
+            Assert.Equal(issued.Order(), seen.Select(s => s.JobId).Order());
+            Assert.All(seen, s => Assert.Equal(s.JobId % 7 == 1 ? 3 : 0, s.ExitStatus));
+            Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(2)));
+            Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
+        }
+        finally
+        {
+            await EndAsync(system);
+        }
+    }
+
+    [Fact]
+    public async Task A_new_batch_system_with_the_same_run_id_reattaches_without_resubmitting()
+    {
+        var runId = "reattach-" + Guid.NewGuid().ToString("N")[..8];
+        var first = await StartAsync(o => o.RunId = runId);
+        var done = await first.IssueBatchJobAsync("exit 7", Batch.Job("done"));
+        var longer = await first.IssueBatchJobAsync("sleep 8", Batch.Job("longer"));
+        Assert.True(await Batch.EventuallyAsync(
+            async () => (await cluster.Client.CoreV1.ListNamespacedPodAsync(
+                    cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id={done}")).Items
+                .Any(p => p.Status?.Phase == "Failed"),
+            TimeSpan.FromSeconds(120)));
+        await first.DisposeAsync();
+
+        var second = await StartAsync(o => o.RunId = runId);
+        try
+        {
+            Assert.Equal([done, longer], await second.GetIssuedBatchJobIdsAsync());
+            var a = await Batch.NextAsync(second);
+            Assert.Equal((done, 7, BatchJobExitReason.Failed), (a.JobId, a.ExitStatus, a.ExitReason));
+            var b = await Batch.NextAsync(second);
+            Assert.Equal((longer, 0), (b.JobId, b.ExitStatus));
+            Assert.Null(await second.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(2)));
+
+            // Ids continue after the adopted ones; nothing was created twice.
+            var next = await second.IssueBatchJobAsync("true", Batch.Job("next"));
+            Assert.True(next > longer);
+            Assert.Equal(next, (await Batch.NextAsync(second)).JobId);
+        }
+        finally
+        {
+            await EndAsync(second);
+        }
+    }
+
+    [Fact]
+    public async Task When_a_nodes_last_job_leaves_the_runs_work_directory_there_is_removed()
+    {
+        var hostPath = Path.Combine(Path.GetTempPath(), "hybridbatch-hostpath-" + Guid.NewGuid().ToString("N")[..8]);
+        var system = await StartAsync(o => o.HostPath = hostPath);
+        var runDirectory = Path.Combine(hostPath, system.RunId);
+        try
+        {
+            var id = await system.IssueBatchJobAsync("echo data > /var/lib/hybridbatch/result && sleep 4", Batch.Job("writer"));
+            Assert.True(await Batch.EventuallyAsync(() => Task.FromResult(File.Exists(Path.Combine(runDirectory, "result"))), TimeSpan.FromSeconds(120)));
+            Assert.Equal(id, (await Batch.NextAsync(system)).JobId);
+            Assert.True(
+                await Batch.EventuallyAsync(() => Task.FromResult(!Directory.Exists(runDirectory)), TimeSpan.FromSeconds(60)),
+                $"{runDirectory} should be removed once the node's last job left");
+        }
+        finally
+        {
+            await EndAsync(system);
+            if (Directory.Exists(hostPath))
+            {
+                Directory.Delete(hostPath, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task An_unreachable_cluster_or_a_bad_kubeconfig_is_a_clear_error()
+    {
+        var missing = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            KubernetesBatchSystem.CreateAsync(new KubernetesBatchSystemOptions { Kubeconfig = "/nonexistent/kubeconfig" }));
+        Assert.Contains("does not exist", missing.Message);
+
+        var garbage = Path.GetTempFileName();
+        await File.WriteAllTextAsync(garbage, "this: [is not a kubeconfig");
+        var bad = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            KubernetesBatchSystem.CreateAsync(new KubernetesBatchSystemOptions { Kubeconfig = garbage }));
+        Assert.Contains("cannot be used", bad.Message);
+
+        // A cluster address where nothing listens: the loopback port 1 refuses at once.
+        var config = await File.ReadAllTextAsync(cluster.KubeconfigPath);
+        var unreachable = Path.GetTempFileName();
+        await File.WriteAllTextAsync(unreachable, System.Text.RegularExpressions.Regex.Replace(config, @"server: \S+", "server: https://127.0.0.1:1"));
+        var options = new KubernetesBatchSystemOptions { Kubeconfig = unreachable };
+        options.Resilience = options.Resilience with { RetryBudget = TimeSpan.FromSeconds(3) };
+        var down = await Assert.ThrowsAsync<InvalidOperationException>(() => KubernetesBatchSystem.CreateAsync(options));
+        Assert.Contains("127.0.0.1:1", down.Message);
+
+        var invalid = await Assert.ThrowsAsync<ArgumentException>(() =>
+            KubernetesBatchSystem.CreateAsync(new KubernetesBatchSystemOptions { PodTimeout = -1, RunId = "not a label!" }));
+        Assert.Contains("pod timeout", invalid.Message);
+        Assert.Contains("run id", invalid.Message);
+    }
+}
