@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using HybridBatch.Core;
-using CoreAccelerator = HybridBatch.Core.AcceleratorRequirement;
 using HybridBatch.Core.Api;
 using HybridBatch.Translation;
 using k8s;
@@ -10,6 +9,7 @@ using k8s.Autorest;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using CoreAccelerator = HybridBatch.Core.AcceleratorRequirement;
 
 namespace HybridBatch;
 
