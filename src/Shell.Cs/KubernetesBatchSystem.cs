@@ -108,11 +108,21 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <param name="observer">Sees every Kubernetes call (for metrics and benchmarks), if given.</param>
     /// <param name="cancellationToken">Cancels connecting.</param>
     /// <returns>The running batch system.</returns>
-    public static async Task<KubernetesBatchSystem> CreateAsync(
+    public static Task<KubernetesBatchSystem> CreateAsync(
         KubernetesBatchSystemOptions options,
         ILoggerFactory? loggerFactory,
         TimeProvider timeProvider,
         IKubernetesCallObserver? observer,
+        CancellationToken cancellationToken = default) =>
+        CreateAsync(options, loggerFactory, timeProvider, observer, innerHandlers: [], cancellationToken);
+
+    /// <summary>As the public overload, with handlers between the resilience pipeline and the network (fault injection in tests).</summary>
+    internal static async Task<KubernetesBatchSystem> CreateAsync(
+        KubernetesBatchSystemOptions options,
+        ILoggerFactory? loggerFactory,
+        TimeProvider timeProvider,
+        IKubernetesCallObserver? observer,
+        DelegatingHandler[] innerHandlers,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -126,7 +136,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         var configuration = LoadConfiguration(options);
         var @namespace = options.Namespace ?? configuration.Namespace ?? "default";
-        var client = KubernetesClientFactory.Create(configuration, options.Resilience, loggerFactory, timeProvider, observer);
+        var client = KubernetesClientFactory.Create(configuration, options.Resilience, loggerFactory, timeProvider, observer, innerHandlers);
         var owner = options.Owner ?? GetDefaultKubernetesOwner();
         var runId = options.RunId ?? Guid.NewGuid().ToString("N");
         var system = new KubernetesBatchSystem(
