@@ -38,6 +38,12 @@ public static partial class RunCommand
         {
             var console = AnsiConsole.Console;
             var interactive = !parse.GetValue(plain) && !Console.IsOutputRedirected && console.Profile.Capabilities.Interactive;
+            if (Console.IsOutputRedirected)
+            {
+                // A log or CI: long lines stay whole instead of wrapping at 80 columns.
+                console.Profile.Width = 240;
+            }
+
             return ExecuteAsync(parse.GetValue(file)!, [.. parse.Tokens.Select(t => t.Value)], console, interactive, cancellationToken);
         });
         return command;
