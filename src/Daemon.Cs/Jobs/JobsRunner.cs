@@ -123,7 +123,7 @@ public sealed partial class JobsRunner(
     {
         var done = 0;
         var failed = 0;
-        var lastLine = TimeSpan.MinValue;
+        var lastLine = -PlainEvery;
         while (done + failed < instances.Count)
         {
             var result = await system.GetUpdatedBatchJobAsync(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);

@@ -1,11 +1,11 @@
 using System.Diagnostics;
-using k8s;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using HybridBatch.Integration.Cluster;
+using k8s;
 using Xunit.Abstractions;
 
 namespace HybridBatch.Integration.Daemon;
