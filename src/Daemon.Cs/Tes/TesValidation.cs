@@ -24,6 +24,20 @@ public static partial class TesValidation
     /// <exception cref="TesValidationException">The body is not a valid task.</exception>
     public static TesTask Parse(string body)
     {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new TesValidationException("body", "body: expected a task object");
+            }
+        }
+        catch (JsonException ex)
+        {
+            var where = ex.LineNumber is { } line ? $" at line {line + 1}, byte {ex.BytePositionInLine + 1}" : "";
+            throw new TesValidationException("body", $"body: not valid JSON{where}");
+        }
+
         TesTask? task;
         try
         {
