@@ -48,6 +48,8 @@ public static class DaemonHost
 
         var app = builder.Build();
         var metrics = app.Services.GetRequiredService<DaemonMetrics>();
+        var store = app.Services.GetRequiredService<TaskStore>();
+        metrics.Registry.AddBeforeCollectCallback(() => metrics.SetTasks(store.CountByState()));
         app.UseHttpMetrics(o => o.SetMetricFactory(Metrics.WithCustomRegistry(metrics.Registry)));
         app.MapGet("/healthz", () => Results.Json(new { status = "ok" }));
         app.MapGet("/readyz", async (TaskRunner runner, CancellationToken cancellationToken) =>

@@ -175,7 +175,6 @@ public sealed partial class TaskRunner : BackgroundService
                 }
 
                 await MarkRunningAsync(system, stoppingToken).ConfigureAwait(false);
-                _metrics.SetTasks(_store.CountByState());
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
