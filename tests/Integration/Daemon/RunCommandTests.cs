@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using HybridBatch.Daemon.Jobs;
 using HybridBatch.Integration.Cluster;
 using Spectre.Console;
@@ -9,7 +10,7 @@ namespace HybridBatch.Integration.Daemon;
 [Collection(LocalClusterCollection.Name)]
 public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelper output)
 {
-    private async Task<(int Status, string Output)> RunAsync(string fileText, string extension = ".yaml")
+    private async Task<(int Status, string Output)> RunAsync(string fileText, string extension = ".yaml", CancellationToken cancellationToken = default)
     {
         var file = Path.Combine(Path.GetTempPath(), $"hybridbatch-jobs-{Guid.NewGuid():N}{extension}");
         await File.WriteAllTextAsync(file, fileText);
@@ -25,7 +26,7 @@ public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelp
             });
             console.Profile.Width = 240;
             string[] args = ["run", file, "--kubeconfig", cluster.KubeconfigPath, "--namespace", cluster.Namespace];
-            var status = await RunCommand.ExecuteAsync(file, args, console, interactive: false, CancellationToken.None);
+            var status = await RunCommand.ExecuteAsync(file, args, console, interactive: false, cancellationToken);
             output.WriteLine(writer.ToString());
             return (status, writer.ToString());
         }
@@ -68,6 +69,20 @@ public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelp
         var (status, text) = await RunAsync("""{"resourceOverhead": "16Mi", "jobs": [{"name": "a", "command": ["echo", "a b"]}, {"name": "b", "command": "true", "count": 2}]}""", ".json");
         Assert.Equal(RunCommand.Success, status);
         Assert.Contains("3 job(s): 3 succeeded, 0 failed", text);
+    }
+
+    [Fact]
+    public async Task Interrupting_a_run_kills_its_jobs_deletes_them_and_exits_130()
+    {
+        using var interrupt = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var (status, text) = await RunAsync("resourceOverhead: 16Mi\njobs:\n  - name: long\n    count: 2\n    command: sleep 300\n", cancellationToken: interrupt.Token);
+
+        Assert.Equal(RunCommand.Interrupted, status);
+        var runId = Regex.Match(text, "run ([0-9a-f]{32})").Groups[1].Value;
+        Assert.NotEmpty(runId);
+        Assert.Empty(await BatchSystem.Batch.JobsOfRunAsync(cluster, runId));
+        Assert.Contains(text.Split('\n'), l => l.Contains("long-1") && l.Contains("killed"));
+        Assert.Contains("2 job(s): 0 succeeded, 2 failed or killed", text);
     }
 
     [Theory]
