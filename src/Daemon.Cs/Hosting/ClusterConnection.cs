@@ -84,14 +84,23 @@ public static class ClusterConnection
         return null;
     }
 
+    private const string CloseInheritedDescriptors =
+        "for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ \"$fd\" -gt 2 ] 2>/dev/null; then eval \"exec $fd>&-\" 2>/dev/null; fi; done; exec \"$0\" \"$@\"";
+
     private static async Task<string> RunAsync(string script, string argument, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(script, argument)
+        // The cluster's daemons outlive this call: they must not inherit descriptors this process got from its parent
+        // (a `flock FILE hybridbatch …` lock would be held by the kubelet for ever), so bash closes them first.
+        var start = new ProcessStartInfo("/bin/bash")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(CloseInheritedDescriptors);
+        start.ArgumentList.Add(script);
+        start.ArgumentList.Add(argument);
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"Cannot start {script}.");
         var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var errors = process.StandardError.ReadToEndAsync(cancellationToken);
