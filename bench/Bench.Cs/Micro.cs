@@ -161,7 +161,7 @@ internal static class Micro
 
         figures["measured_at"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
         Directory.CreateDirectory(resultsDir);
-        File.WriteAllText(Path.Combine(resultsDir, "micro.json"), figures.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        Console.WriteLine(figures.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(resultsDir, "micro.json"), figures.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        Console.WriteLine(figures.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
     }
 }

@@ -9,7 +9,7 @@ namespace HybridBatch.Bench;
 /// <summary>Turns side results into the scenario objects of the result files, and the files into the table and chart.</summary>
 internal static class Report
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static JsonObject Scenario(Scenario scenario, SideResult hybrid, SideResult? baseline, IReadOnlyDictionary<string, string> cluster)
     {
@@ -137,7 +137,9 @@ internal static class Report
             ["micro"] = micro?.DeepClone(),
         };
         File.WriteAllText(Path.Combine(resultsDir, "latest.json"), latest.ToJsonString(Indented));
-        File.WriteAllText(Path.Combine(resultsDir, "latest.md"), Markdown(scenarios, micro));
+        var table = Markdown(scenarios, micro);
+        File.WriteAllText(Path.Combine(resultsDir, "latest.md"), table);
+        File.WriteAllText(Path.Combine(resultsDir, "..", "README.md"), Readme(table));
         Chart.Write(Path.Combine(resultsDir, "latest.png"), scenarios);
     }
 
@@ -195,6 +197,34 @@ internal static class Report
         md.AppendLine().AppendLine("Notes: detection latency runs from the container's exit to `GetUpdatedBatchJobAsync` returning it (baseline: to its watch delivering it). On the real node the exit is `finishedAt`, which has one-second resolution; on fake nodes it is the fake kubelet's millisecond stamp. `own` is the batch system's share: from logging the job's end (the watch event applied) to returning it. Benchmarks print figures; they assert nothing.");
         return md.ToString();
     }
+
+    private static string Readme(string table) =>
+        $"""
+        # Benchmarks
+
+        How fast HybridBatch moves jobs through Kubernetes, what it costs the API server, and how quickly it notices a
+        job's end — measured side by side with the limit: a minimal raw `KubernetesClient` loop that creates the same
+        Jobs (busybox, requests = limits, `backoffLimit: 0`, the same placement, at most 32 creates in flight, as the
+        batch system) and learns completions from one pod watch, deleting each Job once its pod ended.
+
+        ```
+        bench/run quick       # 1 and 100 jobs of `true` and `sleep 1` on the real node, under 5 minutes
+        bench/run full        # + fake nodes: 100, 1,000 and 10,000 jobs, idle with 1,000 tracked jobs, 100 nodes; 1,000 on the real node
+        bench/run micro       # BenchmarkDotNet: transition function, placement, quantities
+        bench/run scenario fake10-sleep1-10000   # any one scenario; names: bench/run list
+        bench/run cleanup     # remove fake nodes and leftovers
+        ```
+
+        Each scenario takes `/tmp/hybridbatch-cluster.lock` (the cluster is shared) and writes its object into
+        `bench/results/<run>.json`; `latest.json`, `latest.md`, `latest.png` and this README hold the newest
+        measurement of every scenario. Fake nodes are simulated by `HybridBatch.Bench fake-kubelet`: Nodes labelled and
+        tainted `hybridbatch.io/fake-node`, kept Ready by status heartbeats, whose pods it moves through Pending →
+        Running → Succeeded/Failed by patching pod status; the scenarios' jobs require that label and tolerate the taint.
+
+        ![throughput and detection latency against job count](results/latest.png)
+
+        {table}
+        """;
 
     private static string Verbs(JsonNode? node) =>
         node is JsonObject o && o.Count > 0 ? string.Join(", ", o.Select(kv => $"{kv.Key} {Cell(kv.Value)}")) : "–";
