@@ -91,6 +91,7 @@ internal static class BaselineSide
             CancellationToken.None);
 
         var clock = Stopwatch.StartNew();
+        result.Start = Stopwatch.GetTimestamp();
         var creates = new List<Task>(scenario.Jobs);
         for (var i = 0; i < scenario.Jobs; i++)
         {
@@ -138,6 +139,7 @@ internal static class BaselineSide
         lock (result.IssueMs)
         {
             result.IssueMs.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            result.FirstCreateMs ??= Stopwatch.GetElapsedTime(result.Start).TotalMilliseconds;
         }
     }
 

@@ -12,7 +12,7 @@ internal static class HybridSide
     public static async Task<SideResult> RunAsync(Cluster cluster, IKubernetes admin, Scenario scenario, CancellationToken cancellationToken)
     {
         var result = new SideResult();
-        var counter = new KubernetesCallCounter();
+        var counter = new TimedCounter();
         using var logs = new EndedLogger();
         var options = new KubernetesBatchSystemOptions
         {
@@ -23,6 +23,8 @@ internal static class HybridSide
             FinishedJobTtl = 600,
         };
 
+        // Counted from the start: the lists and watches are the fixed cost that amortises over the jobs.
+        var requestsBefore = counter.Snapshot();
         var batch = await KubernetesBatchSystem.CreateAsync(options, logs, TimeProvider.System, counter, cancellationToken).ConfigureAwait(false);
         var selector = $"{Names.RunLabel}={batch.RunId}";
         PodExitRecorder? exits = null;
@@ -37,8 +39,8 @@ internal static class HybridSide
             var description = JobShape.Description(scenario.OnFakeNodes);
             var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-            var requestsBefore = counter.Snapshot();
             var clock = Stopwatch.StartNew();
+            counter.Start = Stopwatch.GetTimestamp();
             for (var i = 0; i < scenario.Jobs; i++)
             {
                 var start = Stopwatch.GetTimestamp();
@@ -60,6 +62,7 @@ internal static class HybridSide
             {
                 await CollectAsync(batch, logs, exits!, scenario, result, clock, cancellationToken).ConfigureAwait(false);
                 result.CpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+                result.FirstCreateMs = counter.FirstCreateMs;
 
                 // Deletes of the last returned jobs are still under way: let them land before counting.
                 await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(false);
@@ -136,7 +139,7 @@ internal static class HybridSide
     }
 
     private static async Task IdleAsync(
-        KubernetesBatchSystem batch, KubernetesCallCounter counter, Scenario scenario, SideResult result, long memoryBefore,
+        KubernetesBatchSystem batch, TimedCounter counter, Scenario scenario, SideResult result, long memoryBefore,
         CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
@@ -167,6 +170,34 @@ internal static class HybridSide
         result.IdleByVerb = idle;
         result.IdleRequestsPerS = idle.Values.Sum() / (double)scenario.IdleSeconds;
         result.IdleCpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+    }
+
+    /// <summary>Counts calls, and notes when the first Job create came back.</summary>
+    private sealed class TimedCounter : IKubernetesCallObserver
+    {
+        private readonly KubernetesCallCounter _counter = new();
+        private long _firstCreate;
+
+        public long Start { get; set; }
+
+        public long Requests => _counter.Requests;
+
+        public long Retries => _counter.Retries;
+
+        public double? FirstCreateMs => Interlocked.Read(ref _firstCreate) is var t && t != 0 ? Stopwatch.GetElapsedTime(Start, t).TotalMilliseconds : null;
+
+        public IReadOnlyDictionary<KubernetesCallKey, long> Snapshot() => _counter.Snapshot();
+
+        public void OnRetry(KubernetesRetryRecord retry) => _counter.OnRetry(retry);
+
+        public void OnCompleted(KubernetesCallRecord call)
+        {
+            _counter.OnCompleted(call);
+            if (call.Verb == "create" && Start != 0)
+            {
+                Interlocked.CompareExchange(ref _firstCreate, Stopwatch.GetTimestamp(), 0);
+            }
+        }
     }
 
     private static Dictionary<string, long> Subtract(IReadOnlyDictionary<KubernetesCallKey, long> after, IReadOnlyDictionary<KubernetesCallKey, long> before)

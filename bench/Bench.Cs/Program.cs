@@ -33,6 +33,9 @@ internal static class Program
                 Micro.Run(results);
                 Report.Latest(results);
                 return 0;
+            case "micro-profile":
+                Micro.Profile();
+                return 0;
             case "report":
                 Report.Latest(results);
                 Console.WriteLine(File.ReadAllText(Path.Combine(results, "latest.md")));
@@ -107,6 +110,13 @@ internal static class Program
                 kubelet = await StartFakeKubeletAsync(scenario.FakeNodes, cancellationToken).ConfigureAwait(false);
             }
 
+            // Warm up both sides with one unrecorded job each (JIT, TLS, the first scheduling on the nodes), so that
+            // whichever side runs first does not pay the process's cold start.
+            var warm = scenario with { Jobs = 1, Command = "true", Idle = false };
+            await HybridSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+            await BaselineSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+            Console.WriteLine("  warmed up");
+
             var hybrid = new List<SideResult>();
             var baseline = new List<SideResult>();
             for (var rep = 0; rep < reps; rep++)
@@ -127,7 +137,7 @@ internal static class Program
                     (hybridSide ? hybrid : baseline).Add(side);
                     Console.WriteLine(
                         $"  rep {rep + 1} {(hybridSide ? "HybridBatch" : "baseline   ")}: {side.Returned}/{scenario.Jobs} in {side.ElapsedS:F1} s = {side.JobsPerS(scenario.Jobs):F2} jobs/s, " +
-                        $"{side.Requests} requests, detect p50 {Stats.Percentile(side.DetectMs, 50):F0} ms, not finished {side.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
+                        $"{side.Requests} requests, first create {side.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(side.DetectMs, 50):F0} ms, not finished {side.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
                     foreach (var w in side.Warnings)
                     {
                         Console.WriteLine($"    warning: {w}");

@@ -154,6 +154,8 @@ internal sealed class SideResult
     public double? IdleCpuS { get; set; }
     public long? ShutdownRequests { get; set; }
     public int Retries { get; set; }
+    public double? FirstCreateMs { get; set; }
+    public long Start { get; set; }
     public List<string> Warnings { get; } = [];
 
     public double JobsPerS(int jobs) => ElapsedS > 0 ? Returned / ElapsedS : 0;
