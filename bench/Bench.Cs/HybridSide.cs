@@ -75,7 +75,16 @@ internal static class HybridSide
             result.Warnings.AddRange(logs.Warnings.Take(5));
             var beforeShutdown = counter.Requests;
             using var shutdown = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-            await batch.ShutdownAsync(shutdown.Token).ConfigureAwait(false);
+            try
+            {
+                await batch.ShutdownAsync(shutdown.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is KubernetesApiException or OperationCanceledException or HttpRequestException)
+            {
+                // The objects left behind are drained below.
+                result.Warnings.Add($"shutdown failed: {ex.Message}");
+            }
+
             result.ShutdownRequests = counter.Requests - beforeShutdown;
         }
         finally
