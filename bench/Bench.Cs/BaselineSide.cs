@@ -32,6 +32,9 @@ internal static class BaselineSide
         var detect = new ConcurrentQueue<double>();
         var notFinished = 0;
 
+        // The same side watch the batch system's run has (there it dates the exits), so both sides' CPU carries it.
+        await using var sideWatch = new PodExitRecorder(admin, selector);
+        await sideWatch.Ready.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var list = await client.CoreV1.ListNamespacedPodAsync(Cluster.Namespace, labelSelector: selector, cancellationToken: cancellationToken).ConfigureAwait(false);
         var watch = Task.Run(

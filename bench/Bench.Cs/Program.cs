@@ -36,6 +36,34 @@ internal static class Program
             case "micro-profile":
                 Micro.Profile();
                 return 0;
+            case "idle-cpu":
+            {
+                // Where idle CPU goes: an empty batch system at the default rate limit, then at a low one.
+                var cluster = new Cluster(repo);
+                var seconds = Option(args, "--seconds") is { } sec ? int.Parse(sec, CultureInfo.InvariantCulture) : 20;
+                foreach (var qps in new double[] { 200, 5 })
+                {
+                    var options = new KubernetesBatchSystemOptions
+                    {
+                        Kubeconfig = cluster.Kubeconfig,
+                        Namespace = Cluster.Namespace,
+                        Resilience = new KubernetesResilienceOptions { Qps = qps, Burst = (int)(qps * 2) },
+                    };
+                    var batch = await KubernetesBatchSystem.CreateAsync(options, null, cancel.Token).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
+                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                    var used = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+                    Console.WriteLine($"idle batch system, qps {qps}: {used * 60 / seconds:F3} CPU s per minute");
+                    await batch.DisposeAsync().ConfigureAwait(false);
+                }
+
+                var quiet = Process.GetCurrentProcess().TotalProcessorTime;
+                await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                Console.WriteLine($"no batch system: {(Process.GetCurrentProcess().TotalProcessorTime - quiet).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                return 0;
+            }
+
             case "report":
                 Report.Latest(results);
                 Console.WriteLine(File.ReadAllText(Path.Combine(results, "latest.md")));
@@ -135,6 +163,11 @@ internal static class Program
                         ? await HybridSide.RunAsync(cluster, admin, scenario, cancellationToken).ConfigureAwait(false)
                         : await BaselineSide.RunAsync(cluster, admin, scenario, cancellationToken).ConfigureAwait(false);
                     (hybridSide ? hybrid : baseline).Add(side);
+                    if (Environment.GetEnvironmentVariable("HYBRIDBATCH_BENCH_DUMP") is { } dump)
+                    {
+                        File.AppendAllText(dump, $"{scenario.Name} rep {rep + 1} {(hybridSide ? "hybrid" : "baseline")} detect: {string.Join(' ', side.DetectMs.Select(d => d.ToString("F0", CultureInfo.InvariantCulture)))}\n");
+                    }
+
                     Console.WriteLine(
                         $"  rep {rep + 1} {(hybridSide ? "HybridBatch" : "baseline   ")}: {side.Returned}/{scenario.Jobs} in {side.ElapsedS:F1} s = {side.JobsPerS(scenario.Jobs):F2} jobs/s, " +
                         $"{side.Requests} requests, first create {side.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(side.DetectMs, 50):F0} ms, not finished {side.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
