@@ -196,6 +196,12 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             throw new InvalidOperationException(
                 $"The Kubernetes API at {host} did not answer within 30 s: start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.");
         }
+        catch (KubernetesApiException ex) when (ex.StatusCode is null)
+        {
+            // No answer at all (refused, reset, timed out): an address or a cluster problem, not a permission one.
+            throw new InvalidOperationException(
+                $"The Kubernetes API at {host} cannot be reached ({ex.Message}): start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.", ex);
+        }
         catch (KubernetesApiException ex)
         {
             throw new InvalidOperationException($"The Kubernetes API at {host} refused to list Jobs in namespace '{Namespace}': {ex.Message}", ex);
@@ -321,6 +327,13 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             throw new ArgumentException(
                 $"The command has {command.Length} characters: Kubernetes objects are limited in size, so keep commands under 256 KiB and put data in files.",
                 nameof(command));
+        }
+
+        if (job.Image is { } image && (image.Length == 0 || image.Any(char.IsWhiteSpace)))
+        {
+            throw new ArgumentException(
+                $"The job's image '{image}' is not an image reference: name one such as busybox:1.35, or leave it null for the batch system's image.",
+                nameof(job));
         }
 
         CheckResourceRequest(job);

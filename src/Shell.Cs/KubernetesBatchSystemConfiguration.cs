@@ -106,6 +106,7 @@ public static class KubernetesBatchSystemConfiguration
     public static KubernetesBatchSystemOptions Bind(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
+        CheckValues(configuration);
         var options = new KubernetesBatchSystemOptions();
         try
         {
@@ -117,6 +118,49 @@ public static class KubernetesBatchSystemConfiguration
         }
 
         return options;
+    }
+
+    // The binder's own error names only the configuration key ("HybridBatch:MaxCores"); the user typed a flag or an
+    // environment variable, so name those, with the value, and what a valid value looks like.
+    private static void CheckValues(IConfiguration configuration)
+    {
+        foreach (var property in typeof(KubernetesBatchSystemOptions).GetProperties())
+        {
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (type == typeof(string) || !type.IsPrimitive || !property.CanWrite)
+            {
+                continue;
+            }
+
+            var key = S + property.Name;
+            if (configuration[key] is not { } value)
+            {
+                continue;
+            }
+
+            var converter = System.ComponentModel.TypeDescriptor.GetConverter(type);
+            bool valid;
+            try
+            {
+                valid = converter.ConvertFromInvariantString(value) is not null;
+            }
+            catch (Exception ex) when (ex is FormatException or ArgumentException or NotSupportedException or OverflowException)
+            {
+                valid = false;
+            }
+
+            if (!valid)
+            {
+                var sources = SwitchMappings.Where(kv => kv.Value == key).Select(kv => kv.Key)
+                    .Concat(EnvironmentVariables.Where(kv => kv.Value == key).Select(kv => kv.Key))
+                    .Append(key);
+                var expected = type == typeof(bool) ? "true or false"
+                    : type == typeof(double) ? "a number such as 2.5"
+                    : $"a whole number such as 8 (a {type.Name}; no units)";
+                throw new ArgumentException(
+                    $"'{value}' is not a valid value for {string.Join(" / ", sources)}: give {expected}.");
+            }
+        }
     }
 
     // The command-line provider rejects flags it has no mapping for only when they start with a single dash; keep

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using HybridBatch.Core.Api;
 
 namespace HybridBatch;
@@ -7,7 +8,7 @@ namespace HybridBatch;
 /// Settings of a <see cref="KubernetesBatchSystem"/>: Toil's Kubernetes options under Toil's names, plus where the
 /// cluster is. Bind them with <see cref="KubernetesBatchSystemConfiguration"/> from flags, environment and configuration.
 /// </summary>
-public sealed class KubernetesBatchSystemOptions
+public sealed partial class KubernetesBatchSystemOptions
 {
     /// <summary>The configuration section the options bind from.</summary>
     public const string SectionName = "HybridBatch";
@@ -127,6 +128,21 @@ public sealed class KubernetesBatchSystemOptions
         {
             problems.Add("the image is empty: name an image such as busybox:1.35");
         }
+        else if (Image.Any(char.IsWhiteSpace))
+        {
+            problems.Add($"the image '{Image}' contains white space: name an image such as busybox:1.35");
+        }
+
+        if (Namespace is not null && !NamespaceName.IsMatch(Namespace))
+        {
+            problems.Add(
+                $"the namespace '{Namespace}' is not a Kubernetes namespace name: use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit (--namespace)");
+        }
+
+        if (RunAsUser is < 0)
+        {
+            problems.Add($"the user id {RunAsUser} is negative: give a user id of 0 or more, or leave it unset for the image's user");
+        }
 
         if (RunId is not null && Names.CheckRunId(RunId) is { } runIdProblem)
         {
@@ -163,4 +179,7 @@ public sealed class KubernetesBatchSystemOptions
 
         return problems;
     }
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    private static partial Regex NamespaceName { get; }
 }
