@@ -190,7 +190,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         async Task<JsonObject> List(string query)
         {
             var list = (await Client.GetFromJsonAsync<JsonObject>("/ga4gh/tes/v1/tasks?" + query))!;
-            Assert.Empty(TesSchema.Check(list, "tesListTasksResponse"));
+            Assert.Empty(TesSchema.Check(list, "tesListTasksResponse", minimalTasks: !query.Contains("view=")));
             return list;
         }
 
