@@ -49,6 +49,7 @@ internal sealed class Daemon : IAsyncDisposable
             b =>
             {
                 b.Logging.ClearProviders();
+                b.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
                 b.Logging.AddProvider(new BatchSystem.TestOutputLoggerProvider(output));
             });
         await app.StartAsync();
@@ -145,8 +146,32 @@ internal sealed class Daemon : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Cancels every task not yet finished, so that a failed test leaves no Jobs behind.</summary>
+    public async Task CancelUnfinishedAsync()
+    {
+        try
+        {
+            var list = await Client.GetFromJsonAsync<JsonObject>("/ga4gh/tes/v1/tasks?page_size=2000");
+            foreach (var task in list!["tasks"]!.AsArray())
+            {
+                if (task!["state"]!.GetValue<string>() is not ("COMPLETE" or "EXECUTOR_ERROR" or "SYSTEM_ERROR" or "CANCELED"))
+                {
+                    using var _ = await Client.PostAsync($"/ga4gh/tes/v1/tasks/{task["id"]}:cancel", null);
+                }
+            }
+        }
+        catch (HttpRequestException)
+        {
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (app is not null || process is { HasExited: false })
+        {
+            await CancelUnfinishedAsync();
+        }
+
         Client.Dispose();
         if (app is not null)
         {

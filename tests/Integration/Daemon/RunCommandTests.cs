@@ -60,7 +60,7 @@ public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelp
         Assert.Contains(lines, l => l.Contains("too-big") && l.Contains("OOM"));
         Assert.Contains(lines, l => l.Contains("works") && l.Contains("finished"));
         Assert.Contains(lines, l => l.Contains("fan (x3)") && l.Contains("all 3 succeeded"));
-        Assert.Contains("6 job(s): 3 succeeded, 3 failed or killed", text);
+        Assert.Contains("6 job(s): 4 succeeded, 2 failed or killed", text);
     }
 
     [Fact]
@@ -92,7 +92,7 @@ public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelp
     [InlineData("jobs:\n  - name: a\n    command: x\n  - name: a\n    command: y\n", "4:5", "'a' is also the name of the job on line 2")]
     [InlineData("jobs: [\n  {\"name\": \"a\",\n", "3:1", "not valid YAML or JSON")]
     [InlineData("jobs:\n  - command: x\n    count: -1\n", "3:12", "count: '-1' is not a whole number")]
-    [InlineData("jobs:\n  - command: x\n    placement:\n      required: {\"bad key!\": x}\n", "3:5", "placement")]
+    [InlineData("jobs:\n  - command: x\n    placement:\n      required: {\"bad key!\": x}\n", "4:7", "placement: The required label key \"bad key!\" is invalid")]
     public async Task A_bad_jobs_file_is_reported_by_line_and_field_without_a_stack_trace(string text, string where, string message)
     {
         var (status, printed) = await RunAsync(text);

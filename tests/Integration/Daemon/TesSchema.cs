@@ -29,21 +29,23 @@ internal static class TesSchema
     };
 
     /// <summary>The problems of <paramref name="value"/> as an instance of the named schema; empty when it conforms.</summary>
-    public static List<string> Check(JsonNode? value, string schemaName)
+    /// <remarks>With <paramref name="minimalTasks"/>, tasks need not have their required fields: the MINIMAL view shows only id and state.</remarks>
+    public static List<string> Check(JsonNode? value, string schemaName, bool minimalTasks = false)
     {
         var problems = new List<string>();
         var schema = Document.Value["components"]!["schemas"]![schemaName] ?? throw new ArgumentException($"no schema {schemaName}");
-        Check(value, schema.AsObject(), "$", problems);
+        Check(value, schema.AsObject(), "$", problems, minimalTasks, open: false);
         return problems;
     }
 
-    private static void Check(JsonNode? value, JsonObject schema, string at, List<string> problems)
+    private static void Check(JsonNode? value, JsonObject schema, string at, List<string> problems, bool minimalTasks, bool open)
     {
         if (schema["$ref"]?.GetValue<string>() is { } reference)
         {
             if (reference.StartsWith("#/components/schemas/", StringComparison.Ordinal))
             {
-                Check(value, Document.Value["components"]!["schemas"]![reference["#/components/schemas/".Length..]]!.AsObject(), at, problems);
+                var name = reference["#/components/schemas/".Length..];
+                Check(value, Document.Value["components"]!["schemas"]![name]!.AsObject(), at, problems, minimalTasks && name == "tesTask", open);
             }
 
             return; // External references (service-info's base schema) are checked by the caller.
@@ -51,7 +53,8 @@ internal static class TesSchema
 
         foreach (var part in schema["allOf"]?.AsArray() ?? [])
         {
-            Check(value, part!.AsObject(), at, problems);
+            // One part of an allOf names only some of the fields (the rest are the other parts', some external).
+            Check(value, part!.AsObject(), at, problems, minimalTasks, open: true);
         }
 
         if (value is null)
@@ -63,7 +66,7 @@ internal static class TesSchema
         switch (type)
         {
             case "object" when value is JsonObject obj:
-                foreach (var required in schema["required"]?.AsArray() ?? [])
+                foreach (var required in minimalTasks ? [] : schema["required"]?.AsArray() ?? [])
                 {
                     if (!obj.ContainsKey(required!.GetValue<string>()))
                     {
@@ -76,13 +79,13 @@ internal static class TesSchema
                 {
                     if (properties?[name] is JsonObject propertySchema)
                     {
-                        Check(child, propertySchema, $"{at}.{name}", problems);
+                        Check(child, propertySchema, $"{at}.{name}", problems, minimalTasks && name == "tasks", open: false);
                     }
                     else if (schema["additionalProperties"] is JsonObject additional)
                     {
-                        Check(child, additional, $"{at}.{name}", problems);
+                        Check(child, additional, $"{at}.{name}", problems, false, open: false);
                     }
-                    else if (properties is not null && schema["allOf"] is null)
+                    else if (properties is not null && !open)
                     {
                         problems.Add($"{at}: '{name}' is not a field of the schema");
                     }
@@ -95,7 +98,7 @@ internal static class TesSchema
             case "array" when value is JsonArray array:
                 for (var i = 0; i < array.Count; i++)
                 {
-                    Check(array[i], schema["items"]!.AsObject(), $"{at}[{i}]", problems);
+                    Check(array[i], schema["items"]!.AsObject(), $"{at}[{i}]", problems, minimalTasks, open: false);
                 }
 
                 break;
