@@ -73,6 +73,8 @@ internal static class HybridSide
             result.Requests = during.Values.Sum();
             result.Retries = (int)counter.Retries;
             result.Warnings.AddRange(logs.Warnings.Take(5));
+            result.WatchLog.AddRange(counter.ListsAndWatches);
+            result.WatchLog.AddRange(logs.WatchMessages.Select(m => "log: " + m));
             var beforeShutdown = counter.Requests;
             using var shutdown = new CancellationTokenSource(TimeSpan.FromSeconds(120));
             try
@@ -199,9 +201,16 @@ internal static class HybridSide
 
         public void OnRetry(KubernetesRetryRecord retry) => _counter.OnRetry(retry);
 
+        /// <summary>Every list and watch call as it ended: the fixed cost, and any restarts of the watches.</summary>
+        public ConcurrentQueue<string> ListsAndWatches { get; } = new();
+
         public void OnCompleted(KubernetesCallRecord call)
         {
             _counter.OnCompleted(call);
+            if (call.Verb is "list" or "watch" && Start != 0)
+            {
+                ListsAndWatches.Enqueue($"{Stopwatch.GetElapsedTime(Start).TotalSeconds:F1}s {call.Verb} {call.Resource} {call.Outcome} {call.StatusCode} after {call.Elapsed.TotalMilliseconds:F0} ms");
+            }
             if (call.Verb == "create" && Start != 0)
             {
                 Interlocked.CompareExchange(ref _firstCreate, Stopwatch.GetTimestamp(), 0);
@@ -248,7 +257,9 @@ internal sealed class EndedLogger : ILoggerFactory, ILogger
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull => null;
 
-    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+    public ConcurrentQueue<string> WatchMessages { get; } = new();
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
@@ -260,6 +271,15 @@ internal sealed class EndedLogger : ILoggerFactory, ILogger
             && fields[0].Value is int id)
         {
             _ended[id] = at;
+            return;
+        }
+
+        if (state is IReadOnlyList<KeyValuePair<string, object?>> { Count: > 0 } f
+            && f[^1].Value is string template
+            && template.Contains("watch", StringComparison.Ordinal)
+            && WatchMessages.Count < 200)
+        {
+            WatchMessages.Enqueue($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {formatter(state, exception)}");
             return;
         }
 

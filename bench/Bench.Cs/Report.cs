@@ -71,6 +71,7 @@ internal static class Report
             ["elapsed_s"] = Math.Round(hybrid.ElapsedS, 2),
             ["baseline_elapsed_s"] = baseline is null ? null : Math.Round(baseline.ElapsedS, 2),
             ["warnings"] = new JsonArray([.. hybrid.Warnings.Concat(baseline?.Warnings ?? []).Take(8).Select(w => (JsonNode?)JsonValue.Create(w))]),
+            ["watch_log"] = new JsonArray([.. hybrid.WatchLog.Take(60).Select(w => (JsonNode?)JsonValue.Create(w))]),
             ["machine"] = Machine(),
             ["cluster"] = JsonSerializer.SerializeToNode(cluster),
         };

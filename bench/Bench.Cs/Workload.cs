@@ -157,6 +157,7 @@ internal sealed class SideResult
     public double? FirstCreateMs { get; set; }
     public long Start { get; set; }
     public List<string> Warnings { get; } = [];
+    public List<string> WatchLog { get; } = [];
 
     public double JobsPerS(int jobs) => ElapsedS > 0 ? Returned / ElapsedS : 0;
 }
