@@ -26,7 +26,7 @@ internal static class FaultClient
             RunId = args[3],
             MaxCores = 1000,
             MaxMemory = long.MaxValue / 8,
-            MaxDisk = 2001,
+            MaxDisk = long.MaxValue / 8,
             ResourceOverhead = 16L * 1024 * 1024,
         };
         var system = await KubernetesBatchSystem.CreateAsync(options);

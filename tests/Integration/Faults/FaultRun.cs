@@ -75,6 +75,7 @@ internal sealed class FaultRun
         {
             o.MaxCores = 1000;
             o.MaxMemory = long.MaxValue / 8;
+            o.MaxDisk = long.MaxValue / 8;
             o.MaxJobs = 40;
             change?.Invoke(o);
         });
@@ -141,6 +142,20 @@ internal sealed class FaultRun
 
     /// <summary>Issues more short jobs (e.g. during a fault).</summary>
     public Task IssueMoreAsync(int shortJobs) => IssueAsync(shortJobs);
+
+    /// <summary>The jobs that sleep until killed.</summary>
+    public IReadOnlyList<int> Sleepers => [.. _expected.Where(kv => kv.Value == -1).Select(kv => kv.Key).Order()];
+
+    /// <summary>Kills these jobs, remembering that they must never be reported.</summary>
+    public async Task KillAsync(IReadOnlyCollection<int> ids)
+    {
+        foreach (var id in ids)
+        {
+            _killed[id] = 0;
+        }
+
+        await System.KillBatchJobsAsync(ids);
+    }
 
     /// <summary>Kills the sleepers.</summary>
     public async Task KillSleepersAsync()

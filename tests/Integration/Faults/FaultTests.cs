@@ -238,7 +238,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         {
             await run.IssueAsync(shortJobs: 30, sleepers: 6);
             Assert.True(await run.SleepersRunningAsync(TimeSpan.FromSeconds(120)));
-            sleepers.AddRange((await run.System.GetRunningBatchJobIdsAsync()).Keys);
+            sleepers.AddRange(run.Sleepers);
             Assert.True(await run.ReportedAtLeastAsync(30, TimeSpan.FromSeconds(120)));
             var inFlight = run.InFlight;
 
@@ -249,7 +249,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
 
             // Kill two of the lost node's jobs while it is away: they must never be reported, even when evicted.
             var killedIds = sleepers.Take(2).ToArray();
-            await run.System.KillBatchJobsAsync(killedIds);
+            await run.KillAsync(killedIds);
             var lostIds = sleepers.Skip(2).ToHashSet();
             var allLost = await Batch.EventuallyAsync(
                 () => Task.FromResult(run.Reported.Count(r => lostIds.Contains(r.Info.JobId)) == lostIds.Count),
