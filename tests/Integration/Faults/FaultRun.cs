@@ -117,19 +117,22 @@ internal sealed class FaultRun
     public string Now => _clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture);
 
     /// <summary>Issues <paramref name="shortJobs"/> short jobs, <paramref name="sleepers"/> that run until killed, and <paramref name="longer"/> that run <paramref name="longerSeconds"/>.</summary>
-    public async Task IssueAsync(int shortJobs, int sleepers = 0, int longer = 0, int longerSeconds = 20)
+    public async Task<IReadOnlyList<int>> IssueAsync(int shortJobs, int sleepers = 0, int longer = 0, int longerSeconds = 20)
     {
+        var issued = new List<int>();
         var job = Batch.Job("fault", cores: 0.001, memory: 4 * 1024 * 1024);
         for (var i = 0; i < sleepers; i++)
         {
             var id = await System.IssueBatchJobAsync("sleep 600", job with { Name = "sleeper" });
             _expected[id] = -1;
+            issued.Add(id);
         }
 
         for (var i = 0; i < longer; i++)
         {
             var id = await System.IssueBatchJobAsync($"sleep {longerSeconds}; exit {i % 2}", job with { Name = "longer" });
             _expected[id] = i % 2;
+            issued.Add(id);
         }
 
         for (var i = 0; i < shortJobs; i++)
@@ -137,11 +140,14 @@ internal sealed class FaultRun
             var code = i % 4;
             var id = await System.IssueBatchJobAsync($"exit {code}", job with { Name = "short" });
             _expected[id] = code;
+            issued.Add(id);
         }
+
+        return issued;
     }
 
     /// <summary>Issues more short jobs (e.g. during a fault).</summary>
-    public Task IssueMoreAsync(int shortJobs) => IssueAsync(shortJobs);
+    public Task<IReadOnlyList<int>> IssueMoreAsync(int shortJobs) => IssueAsync(shortJobs);
 
     /// <summary>The jobs that sleep until killed.</summary>
     public IReadOnlyList<int> Sleepers => [.. _expected.Where(kv => kv.Value == -1).Select(kv => kv.Key).Order()];
