@@ -127,14 +127,14 @@ public static class KubernetesErrors
                 case TimeoutRejectedException or TimeoutException:
                     return TransportFailure.Timeout;
                 case AuthenticationException:
-                    return TransportFailure.Tls;
+                    return InterruptedHandshake(current) ?? TransportFailure.Tls;
                 case HttpRequestException http when http.HttpRequestError != HttpRequestError.Unknown:
                     return http.HttpRequestError switch
                     {
                         HttpRequestError.NameResolutionError => TransportFailure.Dns,
                         // Nothing was sent: the connection (or the proxy's tunnel) was never established.
                         HttpRequestError.ConnectionError or HttpRequestError.ProxyTunnelError => TransportFailure.Refused,
-                        HttpRequestError.SecureConnectionError => TransportFailure.Tls,
+                        HttpRequestError.SecureConnectionError => InterruptedHandshake(http) ?? TransportFailure.Tls,
                         HttpRequestError.ResponseEnded => TransportFailure.Reset,
                         _ => TransportFailure.Other,
                     };
@@ -159,6 +159,27 @@ public static class KubernetesErrors
             IOException or HttpRequestException => TransportFailure.Reset,
             _ => null,
         };
+    }
+
+    /// <summary>
+    /// A TLS handshake the network cut short (reset, or closed before the server answered) is not a certificate or
+    /// configuration problem: a restarting API server or a load balancer in front of it does that. Nothing was sent
+    /// yet, so it is a refused connection, retryable for every request. Null when the handshake itself failed.
+    /// </summary>
+    private static TransportFailure? InterruptedHandshake(Exception secure)
+    {
+        for (var current = secure.InnerException; current is not null; current = current.InnerException)
+        {
+            if (current is SocketException or IOException
+                || (current is AuthenticationException && current.InnerException is null && current.Message.Contains("transport stream", StringComparison.Ordinal)))
+            {
+                return TransportFailure.Refused;
+            }
+        }
+
+        return secure is AuthenticationException && secure.Message.Contains("closed the transport stream", StringComparison.Ordinal)
+            ? TransportFailure.Refused
+            : null;
     }
 
     private static readonly KubernetesRequest Unknown = KubernetesRequest.From(HttpMethod.Get, null, null, default);

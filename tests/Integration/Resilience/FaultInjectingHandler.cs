@@ -29,8 +29,16 @@ internal sealed class FaultInjectingHandler(FaultRates rates, int seed) : Delega
 
     public int Injected => Volatile.Read(ref _injected);
 
+    /// <summary>Whether faults are injected now; off, every request passes untouched (to inject mid-run).</summary>
+    public bool Enabled { get; set; } = true;
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        if (!Enabled)
+        {
+            return await base.SendAsync(request, cancellationToken);
+        }
+
         double roll;
         lock (_lock)
         {

@@ -101,4 +101,32 @@ public sealed class KubernetesErrorsTests
         Assert.True(KubernetesRequest.From(HttpMethod.Patch, uri, "application/merge-patch+json", "{}"u8, "/").MadeIdempotent);
         Assert.False(KubernetesRequest.From(HttpMethod.Patch, uri, "application/json-patch+json", "[]"u8, "/").MadeIdempotent);
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_TLS_handshake_the_server_cuts_short_is_a_retryable_refusal_not_a_certificate_problem(bool reset)
+    {
+        // What a restarting API server or a load balancer in front of it does: accept, then reset or close at once.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var server = Task.Run(async () =>
+        {
+            using var socket = await listener.AcceptSocketAsync();
+            if (reset)
+            {
+                socket.LingerState = new LingerOption(true, 0);
+            }
+
+            socket.Close();
+        });
+        using var client = new HttpClient();
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() =>
+            client.GetAsync(new Uri($"https://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/apis/batch/v1/namespaces/hb/jobs")));
+        await server;
+
+        Assert.Equal(HttpRequestError.SecureConnectionError, error.HttpRequestError);
+        Assert.Equal(HybridBatch.Core.TransportFailure.Refused, KubernetesErrors.TransportOf(error));
+        Assert.True(KubernetesErrors.IsRetryable(error), error.ToString());
+    }
 }
