@@ -7,7 +7,7 @@ open FsCheck.FSharp
 open FsCheck.Xunit
 open HybridBatch.Core
 
-let private dns1123Label = Regex "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+let private dns1123Label = Regex "\\A[a-z]([-a-z0-9]*[a-z0-9])?\\z"
 
 let private anyText =
     Gen.oneof
@@ -43,7 +43,7 @@ let ``an owner label is a valid label value`` () =
 
 [<CoreProperty>]
 let ``a run id is accepted exactly when it is a valid label value`` () =
-    let labelValue = Regex "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    let labelValue = Regex "\\A[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\\z"
 
     Prop.forAll (Arb.fromGen anyText) (fun run ->
         let valid = run.Length <= 63 && labelValue.IsMatch run
