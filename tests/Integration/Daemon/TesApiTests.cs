@@ -142,7 +142,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
 
         var gone = await BatchSystem.Batch.EventuallyAsync(
             async () => (await cluster.Client.CoreV1.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId}")).Items.Count == 0,
-            TimeSpan.FromSeconds(90));
+            TimeSpan.FromSeconds(150));
         Assert.True(gone, "the canceled task's pod is still there");
         await Task.Delay(2000);
         Assert.Equal("CANCELED", (await GetAsync(Client, id))["state"]!.GetValue<string>());
