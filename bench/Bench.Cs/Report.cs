@@ -225,6 +225,8 @@ internal static class Report
         tainted `hybridbatch.io/fake-node`, kept Ready by status heartbeats, whose pods it moves through Pending →
         Running → Succeeded/Failed by patching pod status; the scenarios' jobs require that label and tolerate the taint.
 
+        What the figures mean, where the targets are missed and why: [NOTES.md](NOTES.md).
+
         ![throughput and detection latency against job count](results/latest.png)
 
         {table}
