@@ -212,7 +212,7 @@ internal static class Report
         batch system) and learns completions from one pod watch, deleting each Job once its pod ended.
 
         ```
-        bench/run quick       # 1 and 100 jobs of `true` and `sleep 1` on the real node, under 5 minutes
+        bench/run quick       # 1 and 100 jobs of `true` and `sleep 1` on the real node (≈ 6 min here with warm-ups and drains)
         bench/run full        # + fake nodes: 100, 1,000 and 10,000 jobs, idle with 1,000 tracked jobs, 100 nodes; 1,000 on the real node
         bench/run micro       # BenchmarkDotNet: transition function, placement, quantities
         bench/run scenario fake10-sleep1-10000   # any one scenario; names: bench/run list
