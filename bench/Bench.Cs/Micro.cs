@@ -166,6 +166,39 @@ public class TranslationBenchmark
 
 internal static class Micro
 {
+    /// <summary>What a tracked job costs in managed memory, piece by piece, without a cluster.</summary>
+    public static void Memory()
+    {
+        const int n = 10_000;
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        var manifests = new V1Job[n];
+        for (var i = 0; i < n; i++)
+        {
+            manifests[i] = JobShape.Baseline(string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{i}"), "hybridbatch.io/run", "0123456789abcdef0123456789abcdef", i, "sleep 1", fakeNodes: true);
+        }
+
+        var afterManifests = GC.GetTotalMemory(forceFullCollection: true);
+        Console.WriteLine($"a queued job's V1Job manifest (the shape the batch system keeps until its create call): {(afterManifests - before) / n} bytes");
+        GC.KeepAlive(manifests);
+        manifests = null!;
+
+        var model = Lifecycle.Initial(120_000, int.MaxValue, long.MaxValue / 4, long.MaxValue / 4, long.MaxValue / 4);
+        before = GC.GetTotalMemory(forceFullCollection: true);
+        var at = 1_700_000_000_000L;
+        for (var id = 1; id <= n; id++)
+        {
+            var pod = string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{id}-abcde");
+            var node = string.Create(CultureInfo.InvariantCulture, $"node-{id % 10}");
+            model = Lifecycle.Step(model, Lifecycle.Issued(id, Lifecycle.Request(string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{id}"), 10, 32 << 20, 32 << 20), at)).Model;
+            model = Lifecycle.Step(model, Lifecycle.Created(id, at)).Model;
+            model = Lifecycle.Step(model, Lifecycle.Observed(Lifecycle.Pod(id, pod, node, Lifecycle.Phase("Running"), null, null, null, Lifecycle.Running(at), false), at)).Model;
+        }
+
+        var afterModel = GC.GetTotalMemory(forceFullCollection: true);
+        Console.WriteLine($"a running job in the core's model (job record, request, name strings, map nodes): {(afterModel - before) / n} bytes");
+        GC.KeepAlive(model);
+    }
+
     public static void Profile()
     {
         var bench = new TransitionBenchmark();

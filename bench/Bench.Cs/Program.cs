@@ -35,6 +35,7 @@ internal static class Program
                 return 0;
             case "micro-profile":
                 Micro.Profile();
+                Micro.Memory();
                 return 0;
             case "idle-cpu":
             {

@@ -212,7 +212,7 @@ internal static class Report
         batch system) and learns completions from one pod watch, deleting each Job once its pod ended.
 
         ```
-        bench/run quick       # 1 and 100 jobs of `true` and `sleep 1` on the real node, under 5 minutes
+        bench/run quick       # 1 and 100 jobs of `true` and `sleep 1` on the real node (≈ 6 min here with warm-ups and drains)
         bench/run full        # + fake nodes: 100, 1,000 and 10,000 jobs, idle with 1,000 tracked jobs, 100 nodes; 1,000 on the real node
         bench/run micro       # BenchmarkDotNet: transition function, placement, quantities
         bench/run scenario fake10-sleep1-10000   # any one scenario; names: bench/run list
@@ -224,6 +224,8 @@ internal static class Report
         measurement of every scenario. Fake nodes are simulated by `HybridBatch.Bench fake-kubelet`: Nodes labelled and
         tainted `hybridbatch.io/fake-node`, kept Ready by status heartbeats, whose pods it moves through Pending →
         Running → Succeeded/Failed by patching pod status; the scenarios' jobs require that label and tolerate the taint.
+
+        What the figures mean, where the targets are missed and why: [NOTES.md](NOTES.md).
 
         ![throughput and detection latency against job count](results/latest.png)
 
