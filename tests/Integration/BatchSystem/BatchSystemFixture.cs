@@ -42,9 +42,10 @@ internal static class Batch
         return result;
     }
 
-    /// <summary>The run's Kubernetes Jobs, as the cluster lists them.</summary>
+    /// <summary>The Kubernetes Jobs of the run's jobs (not its node-cleanup Jobs), as the cluster lists them.</summary>
     public static async Task<IList<V1Job>> JobsOfRunAsync(LocalClusterFixture cluster, string runId) =>
-        (await cluster.Client.BatchV1.ListNamespacedJobAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId}")).Items;
+        (await cluster.Client.BatchV1.ListNamespacedJobAsync(
+            cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id")).Items;
 
     /// <summary>Waits until a condition holds, polling; false when it did not within the timeout.</summary>
     public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)

@@ -146,6 +146,8 @@ internal sealed class Daemon : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    private bool disposed;
+
     /// <summary>Cancels every task not yet finished, so that a failed test leaves no Jobs behind.</summary>
     public async Task CancelUnfinishedAsync()
     {
@@ -167,6 +169,12 @@ internal sealed class Daemon : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
         if (app is not null || process is { HasExited: false })
         {
             await CancelUnfinishedAsync();
