@@ -22,7 +22,8 @@ namespace_ready() {
 }
 
 ensure_access() {
-    admin_kubectl apply -f "$RBAC_MANIFEST" >/dev/null
+    local output
+    output="$(admin_kubectl apply -f "$RBAC_MANIFEST" 2>&1)" || die "applying $RBAC_MANIFEST failed: $output"
     wait_for "ServiceAccount hybridbatch and its token" 60 namespace_ready ||
         die "no token for ServiceAccount hybridbatch/hybridbatch; see $LOGS/kube-controller-manager.log"
     if write_kubeconfig_changed; then

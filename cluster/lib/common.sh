@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 
 STATE="${HYBRIDBATCH_CLUSTER_HOME:-/var/lib/hybridbatch-cluster}"
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/hybridbatch"
+# CI runners may start commands without HOME.
+CACHE_ROOT="${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/hybridbatch"
 BUILD_CACHE="$CACHE_ROOT/kubernetes"
 
 KUBE_SERIES="1.20"

@@ -123,6 +123,10 @@ build_kubernetes() {
     local log="$dir/build.log"
     rm -rf "$work" "$dir/bin.partial"
     mkdir -p "$work/home" "$src" "$dir/bin.partial"
+    # Source, generated code and the Go build cache take about 3 GB until the build is done.
+    local free_gb
+    free_gb="$(df --output=avail -BG "$work" | tail -n1 | tr -dc '0-9')"
+    ((free_gb >= 4)) || die "building Kubernetes needs 4 GB free under $work; only ${free_gb} GB are"
 
     step "downloading Debian source package kubernetes $version"
     (cd "$work" && apt-get source -qq --download-only "kubernetes=$version" >/dev/null 2>&1) ||

@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using HybridBatch.Core;
+using HybridBatch.Core.Api;
+using k8s.Models;
+
+namespace HybridBatch.Bench;
+
+/// <summary>
+/// The transition function over a realistic event mix with 10,000 tracked jobs: every lifecycle issues a new job and
+/// takes it to Running (issue, create returned, Job added, pod added, pod scheduled, pod running) while an old one
+/// finishes (pod succeeded, Job complete, collect, pod removed, Job removed), with a clock tick every 100 lifecycles.
+/// The model is immutable, so every invocation folds the same events from the same starting model.
+/// </summary>
+[MemoryDiagnoser]
+public class TransitionBenchmark
+{
+    private const int Tracked = 10_000;
+    private const int Lifecycles = 5_000;
+    private JobState.Model _start = null!;
+    private JobState.Event[] _events = [];
+
+    public static int EventCount { get; private set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var at = 1_700_000_000_000L;
+        var model = Lifecycle.Initial(120_000, int.MaxValue, long.MaxValue / 4, long.MaxValue / 4, long.MaxValue / 4);
+        var events = new List<JobState.Event>();
+        for (var id = 1; id <= Tracked; id++)
+        {
+            foreach (var e in Start(id, at))
+            {
+                model = Lifecycle.Step(model, e).Model;
+            }
+        }
+
+        for (var k = 1; k <= Lifecycles; k++)
+        {
+            at += 10;
+            events.AddRange(Start(Tracked + k, at));
+            events.AddRange(Finish(k, at));
+            if (k % 100 == 0)
+            {
+                events.Add(Lifecycle.Tick(at));
+            }
+        }
+
+        _start = model;
+        _events = [.. events];
+        EventCount = _events.Length;
+    }
+
+    private static string Pod(int id) => string.Create(CultureInfo.InvariantCulture, $"job-{id}-abcde");
+
+    private static string Node(int id) => string.Create(CultureInfo.InvariantCulture, $"node-{id % 10}");
+
+    private static IEnumerable<JobState.Event> Start(int id, long at)
+    {
+        var request = Lifecycle.Request(string.Create(CultureInfo.InvariantCulture, $"hb-owner-run-{id}"), 10, 32 << 20, 32 << 20);
+        yield return Lifecycle.Issued(id, request, at);
+        yield return Lifecycle.Created(id, at + 1);
+        yield return Lifecycle.Observed(Lifecycle.Job(id, null, null, false), at + 2);
+        yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), null, Lifecycle.Phase("Pending"), null, null, null, Lifecycle.NotCreated, false), at + 3);
+        yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Pending"), null, null, null, Lifecycle.Waiting("ContainerCreating", null), false), at + 4);
+        yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Running"), null, null, null, Lifecycle.Running(at + 5), false), at + 5);
+    }
+
+    private static IEnumerable<JobState.Event> Finish(int id, long at)
+    {
+        yield return Lifecycle.Observed(
+            Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Succeeded"), null, null, null, Lifecycle.Terminated(0, "Completed", null, at - 1000, at), false), at + 6);
+        yield return Lifecycle.Observed(Lifecycle.Job(id, null, null, false), at + 7);
+        yield return Lifecycle.Collect(at + 8);
+        yield return Lifecycle.PodRemoved(id, Pod(id), at + 9);
+        yield return Lifecycle.JobRemoved(id, at + 9);
+    }
+
+    /// <summary>
+    /// Where the time goes: each event kind's mean cost over the same mix (timestamps around every step, so each
+    /// figure carries a few tens of ns of measuring), and the bytes each kind allocates.
+    /// </summary>
+    public IReadOnlyList<(string Kind, int Count, double Ns, double Bytes)> Profile(int rounds)
+    {
+        var ticks = new Dictionary<string, (int Count, long Ticks, long Bytes)>(StringComparer.Ordinal);
+        for (var round = 0; round < rounds; round++)
+        {
+            var model = _start;
+            foreach (var e in _events)
+            {
+                var kind = Kind(e);
+                var bytes = GC.GetAllocatedBytesForCurrentThread();
+                var start = System.Diagnostics.Stopwatch.GetTimestamp();
+                model = Lifecycle.Step(model, e).Model;
+                var elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+                bytes = GC.GetAllocatedBytesForCurrentThread() - bytes;
+                var (c, t, b) = ticks.GetValueOrDefault(kind);
+                ticks[kind] = (c + 1, t + elapsed, b + bytes);
+            }
+        }
+
+        return [.. ticks.Select(kv => (kv.Key, kv.Value.Count / rounds, kv.Value.Ticks * 1e9 / System.Diagnostics.Stopwatch.Frequency / kv.Value.Count, kv.Value.Bytes / (double)kv.Value.Count))
+            .OrderByDescending(x => x.Item3 * x.Item2)];
+    }
+
+    private static string Kind(JobState.Event e) => e switch
+    {
+        JobState.Event.Observed { Item1: JobState.Observation.Pod p } => "observed pod " + (p.Item.container.IsTerminated ? "terminated" : p.Item.container.IsRunning ? "running" : p.Item.node is null ? "pending" : "scheduled"),
+        JobState.Event.Observed => "observed Job",
+        JobState.Event.Removed r => "removed " + (r.kind.IsPod ? "pod" : "Job"),
+        _ => e.GetType().Name,
+    };
+
+    [Benchmark(OperationsPerInvoke = (Lifecycles * 11) + (Lifecycles / 100), Description = "transition step (10,000 tracked jobs)")]
+    public int Step()
+    {
+        var model = _start;
+        var effects = 0;
+        foreach (var e in _events)
+        {
+            var t = Lifecycle.Step(model, e);
+            model = t.Model;
+            effects += t.Effects.Length;
+        }
+
+        return effects;
+    }
+}
+
+/// <summary>Placement applied to a pod spec, and Kubernetes quantities parsed and formatted.</summary>
+[MemoryDiagnoser]
+public class TranslationBenchmark
+{
+    private readonly Placement _placement = JobShape.Placement(fakeNodes: true);
+
+    [GlobalSetup]
+    public void Setup() => _placement.SetPreemptible(false);
+
+    [Benchmark(Description = "Placement.Apply (required label, toleration, not preemptible)")]
+    public V1PodSpec PlacementApply()
+    {
+        var spec = new V1PodSpec();
+        _placement.Apply(spec);
+        return spec;
+    }
+
+    [Benchmark(Description = "Quantity.parse 1500m")]
+    public object ParseMillis() => QuantityModule.parse("1500m");
+
+    [Benchmark(Description = "Quantity.parse 2Gi")]
+    public object ParseBinary() => QuantityModule.parse("2Gi");
+
+    [Benchmark(Description = "Quantity.format 2Gi")]
+    public string FormatBinary() => QuantityModule.format(QuantityModule.ofInt64(QuantityFormat.BinarySI, 2L << 30));
+
+    [Benchmark(Description = "Quantity.ofFloat + format 0.01 cores")]
+    public string FormatCores() => QuantityModule.ofFloat(QuantityFormat.DecimalSI, 0.01).ResultValue is { } q ? QuantityModule.format(QuantityModule.roundUpToMillis(q)) : "";
+}
+
+internal static class Micro
+{
+    public static void Profile()
+    {
+        var bench = new TransitionBenchmark();
+        bench.Setup();
+        bench.Profile(3);
+        Console.WriteLine("event kind | per lifecycle | ns/event | bytes/event");
+        foreach (var (kind, count, ns, bytes) in bench.Profile(10))
+        {
+            Console.WriteLine($"{kind} | {count / 5000.0:F2} | {ns:F0} | {bytes:F0}");
+        }
+
+        // The floor under one update of the job table: replacing an entry of a 10,000-entry immutable map.
+        var map = Microsoft.FSharp.Collections.MapModule.OfSeq(Enumerable.Range(1, 10_000).Select(i => Tuple.Create(i, i.ToString(CultureInfo.InvariantCulture))));
+        const int n = 1_000_000;
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var sink = 0;
+        for (var i = 0; i < n; i++)
+        {
+            sink += map.Add((i % 10_000) + 1, "x").IsEmpty ? 1 : 0;
+        }
+
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalNanoseconds / n;
+        Console.WriteLine($"Map<int,_>.Add replacing one of 10,000 entries: {elapsed:F0} ns, {(GC.GetAllocatedBytesForCurrentThread() - before) / (double)n:F0} bytes ({sink % 2})");
+        var dict = System.Collections.Immutable.ImmutableDictionary.CreateRange(Enumerable.Range(1, 10_000).Select(i => KeyValuePair.Create(i, i.ToString(CultureInfo.InvariantCulture))));
+        before = GC.GetAllocatedBytesForCurrentThread();
+        start = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (var i = 0; i < n; i++)
+        {
+            sink += dict.SetItem((i % 10_000) + 1, "x").IsEmpty ? 1 : 0;
+        }
+
+        elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalNanoseconds / n;
+        Console.WriteLine($"ImmutableDictionary.SetItem, same: {elapsed:F0} ns, {(GC.GetAllocatedBytesForCurrentThread() - before) / (double)n:F0} bytes ({sink % 2})");
+    }
+
+    public static void Run(string resultsDir)
+    {
+        var job = Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance).WithIterationCount(5);
+        var config = ManualConfig.CreateMinimumViable().AddJob(job).AddDiagnoser(BenchmarkDotNet.Diagnosers.MemoryDiagnoser.Default);
+        var summaries = BenchmarkRunner.Run([typeof(TransitionBenchmark), typeof(TranslationBenchmark)], config);
+        var figures = new JsonObject();
+        foreach (var report in summaries.SelectMany(s => s.Reports))
+        {
+            if (report.ResultStatistics is not { } stats)
+            {
+                continue;
+            }
+
+            var name = report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\'');
+            var allocated = report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase);
+            if (report.BenchmarkCase.Descriptor.Type == typeof(TransitionBenchmark))
+            {
+                figures["transition events/s (10,000 tracked jobs)"] = Math.Round(1e9 / stats.Mean);
+                figures["transition ns/event"] = Math.Round(stats.Mean, 1);
+                figures["transition bytes allocated/event"] = allocated;
+            }
+            else
+            {
+                figures[name + " ns/op"] = Math.Round(stats.Mean, 1);
+                figures[name + " bytes allocated/op"] = allocated;
+            }
+        }
+
+        figures["measured_at"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+        Directory.CreateDirectory(resultsDir);
+        File.WriteAllText(Path.Combine(resultsDir, "micro.json"), figures.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        Console.WriteLine(figures.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+    }
+}

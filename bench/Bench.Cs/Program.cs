@@ -1,0 +1,348 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using k8s;
+
+namespace HybridBatch.Bench;
+
+/// <summary>
+/// The benchmark harness. Commands:
+/// <c>micro</c> (BenchmarkDotNet micro-benchmarks of the core),
+/// <c>scenario NAME [--reps N] [--run-id ID]</c> (one end-to-end scenario, HybridBatch and the baseline alternating),
+/// <c>report</c> (latest.json, latest.md, latest.png from the result files),
+/// <c>fake-kubelet --nodes N [--prefix P]</c> (simulated nodes until standard input closes),
+/// <c>cleanup</c> (remove fake nodes and leftover benchmark objects).
+/// </summary>
+internal static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var repo = FindRepo();
+        var results = Path.Combine(repo, "bench", "results");
+        var command = args.FirstOrDefault() ?? "help";
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+
+        switch (command)
+        {
+            case "micro":
+                Micro.Run(results);
+                Report.Latest(results);
+                return 0;
+            case "micro-profile":
+                Micro.Profile();
+                return 0;
+            case "idle-cpu":
+            {
+                // Where idle CPU goes: an empty batch system at the default rate limit, then at a low one.
+                var cluster = new Cluster(repo);
+                var seconds = Option(args, "--seconds") is { } sec ? int.Parse(sec, CultureInfo.InvariantCulture) : 20;
+                foreach (var qps in new double[] { 200, 5 })
+                {
+                    var options = new KubernetesBatchSystemOptions
+                    {
+                        Kubeconfig = cluster.Kubeconfig,
+                        Namespace = Cluster.Namespace,
+                        Resilience = new KubernetesResilienceOptions { Qps = qps, Burst = (int)(qps * 2) },
+                    };
+                    var batch = await KubernetesBatchSystem.CreateAsync(options, null, cancel.Token).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
+                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                    var used = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+                    Console.WriteLine($"idle batch system, qps {qps}: {used * 60 / seconds:F3} CPU s per minute");
+                    await batch.DisposeAsync().ConfigureAwait(false);
+                }
+
+                {
+                    // The same two watches on a raw client, nothing else.
+                    using var raw = Cluster.Raw(cluster.Kubeconfig);
+                    using var stopWatches = new CancellationTokenSource();
+                    var watches = new[]
+                    {
+                        Task.Run(async () =>
+                        {
+#pragma warning disable CS0618 // The client's async-enumerable watch.
+                            await foreach (var _ in raw.CoreV1.ListNamespacedPodWithHttpMessagesAsync(Cluster.Namespace, labelSelector: "bench.hybridbatch.io/none", watch: true, allowWatchBookmarks: true, timeoutSeconds: 300, cancellationToken: stopWatches.Token).WatchAsync<k8s.Models.V1Pod, k8s.Models.V1PodList>(cancellationToken: stopWatches.Token))
+                            {
+                            }
+                        }),
+                        Task.Run(async () =>
+                        {
+                            await foreach (var _ in raw.BatchV1.ListNamespacedJobWithHttpMessagesAsync(Cluster.Namespace, labelSelector: "bench.hybridbatch.io/none", watch: true, allowWatchBookmarks: true, timeoutSeconds: 300, cancellationToken: stopWatches.Token).WatchAsync<k8s.Models.V1Job, k8s.Models.V1JobList>(cancellationToken: stopWatches.Token))
+#pragma warning restore CS0618
+                            {
+                            }
+                        }),
+                    };
+                    await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
+                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                    Console.WriteLine($"two raw watches: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                    await stopWatches.CancelAsync().ConfigureAwait(false);
+                    try
+                    {
+                        await Task.WhenAll(watches).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+                }
+
+                {
+                    // A periodic 1 s timer and a 10 ms one, as the batch system's tick and its rate limiter's refill.
+                    using var tick = new PeriodicTimer(TimeSpan.FromSeconds(1));
+                    using var limiter = new System.Threading.RateLimiting.TokenBucketRateLimiter(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
+                    {
+                        TokenLimit = 400, TokensPerPeriod = 2, ReplenishmentPeriod = TimeSpan.FromMilliseconds(10), AutoReplenishment = true, QueueLimit = 100,
+                    });
+                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                    Console.WriteLine($"token bucket refilled every 10 ms: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                }
+
+                var quiet = Process.GetCurrentProcess().TotalProcessorTime;
+                await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                Console.WriteLine($"no batch system: {(Process.GetCurrentProcess().TotalProcessorTime - quiet).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                return 0;
+            }
+
+            case "report":
+                Report.Latest(results);
+                Console.WriteLine(File.ReadAllText(Path.Combine(results, "latest.md")));
+                return 0;
+            case "fake-kubelet":
+                return await FakeKubeletAsync(new Cluster(repo), args, cancel.Token).ConfigureAwait(false);
+            case "cleanup":
+            {
+                using var admin = Cluster.Raw(new Cluster(repo).AdminKubeconfig);
+                await FakeKubelet.RemoveAllAsync(admin, cancel.Token).ConfigureAwait(false);
+                await Cluster.DrainAsync(admin, "bench.hybridbatch.io/run", TimeSpan.FromSeconds(60), cancel.Token).ConfigureAwait(false);
+                return 0;
+            }
+
+            case "scenario" when args.Length >= 2:
+            {
+                if (Scenario.Find(args[1]) is not { } scenario)
+                {
+                    Console.Error.WriteLine($"unknown scenario '{args[1]}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N");
+                    return 2;
+                }
+
+                var reps = Option(args, "--reps") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : scenario.Jobs <= 1 ? 2 : 1;
+                var runId = Option(args, "--run-id") ?? DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+                var idleSeconds = Option(args, "--idle-seconds") is { } idle ? int.Parse(idle, CultureInfo.InvariantCulture) : scenario.IdleSeconds;
+                var result = await RunScenarioAsync(new Cluster(repo), scenario with { IdleSeconds = idleSeconds }, reps, cancel.Token).ConfigureAwait(false);
+                Report.Append(results, runId, result);
+                Report.Latest(results);
+                Console.WriteLine(result.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+
+            default:
+                Console.WriteLine("usage: HybridBatch.Bench micro | scenario NAME [--reps N] [--run-id ID] [--idle-seconds S] | report | fake-kubelet --nodes N | cleanup");
+                Console.WriteLine("scenarios: " + string.Join(", ", Scenario.Full.Select(s => s.Name)));
+                return command == "help" ? 0 : 2;
+        }
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private static string FindRepo()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HybridBatch.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? Directory.GetCurrentDirectory();
+    }
+
+    private static async Task<JsonObject> RunScenarioAsync(Cluster cluster, Scenario scenario, int reps, CancellationToken cancellationToken)
+    {
+        using var admin = Cluster.Raw(cluster.AdminKubeconfig);
+        var settings = cluster.Settings();
+        Console.WriteLine($"scenario {scenario.Name}: {scenario.Jobs} × '{scenario.Command}' on {(scenario.OnFakeNodes ? $"{scenario.FakeNodes} fake nodes" : "the real node")}, {reps} rep(s)");
+        foreach (var (key, value) in settings)
+        {
+            Console.WriteLine($"  cluster: {key} = {value}");
+        }
+
+        Process? kubelet = null;
+        try
+        {
+            if (scenario.OnFakeNodes)
+            {
+                kubelet = await StartFakeKubeletAsync(scenario.FakeNodes, cancellationToken).ConfigureAwait(false);
+            }
+
+            // Warm up both sides with one unrecorded job each (JIT, TLS, the first scheduling on the nodes), so that
+            // whichever side runs first does not pay the process's cold start.
+            var warm = scenario with { Jobs = 1, Command = "true", Idle = false };
+            await HybridSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+            await BaselineSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+            Console.WriteLine("  warmed up");
+
+            var hybrid = new List<SideResult>();
+            var baseline = new List<SideResult>();
+            for (var rep = 0; rep < reps; rep++)
+            {
+                // Alternate which side goes first, so that neither always meets a warmer or a busier cluster.
+                var order = rep % 2 == 0 ? new[] { true, false } : [false, true];
+                foreach (var hybridSide in order)
+                {
+                    if (scenario.Idle && !hybridSide)
+                    {
+                        continue;
+                    }
+
+                    var clock = Stopwatch.StartNew();
+                    var side = hybridSide
+                        ? await HybridSide.RunAsync(cluster, admin, scenario, cancellationToken).ConfigureAwait(false)
+                        : await BaselineSide.RunAsync(cluster, admin, scenario, cancellationToken).ConfigureAwait(false);
+                    (hybridSide ? hybrid : baseline).Add(side);
+                    if (Environment.GetEnvironmentVariable("HYBRIDBATCH_BENCH_DUMP") is { } dump)
+                    {
+                        File.AppendAllText(dump, $"{scenario.Name} rep {rep + 1} {(hybridSide ? "hybrid" : "baseline")} detect: {string.Join(' ', side.DetectMs.Select(d => d.ToString("F0", CultureInfo.InvariantCulture)))}\n");
+                    }
+
+                    Console.WriteLine(
+                        $"  rep {rep + 1} {(hybridSide ? "HybridBatch" : "baseline   ")}: {side.Returned}/{scenario.Jobs} in {side.ElapsedS:F1} s = {side.JobsPerS(scenario.Jobs):F2} jobs/s, " +
+                        $"{side.Requests} requests, first create {side.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(side.DetectMs, 50):F0} ms, not finished {side.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
+                    foreach (var w in side.Warnings)
+                    {
+                        Console.WriteLine($"    warning: {w}");
+                    }
+                }
+            }
+
+            return Report.Scenario(scenario, Merge(hybrid), baseline.Count > 0 ? Merge(baseline) : null, settings);
+        }
+        finally
+        {
+            if (kubelet is not null)
+            {
+                await StopFakeKubeletAsync(kubelet).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Pools repetitions: totals over total time; latencies pooled.</summary>
+    private static SideResult Merge(List<SideResult> sides)
+    {
+        if (sides.Count == 1)
+        {
+            return sides[0];
+        }
+
+        var merged = new SideResult
+        {
+            ElapsedS = sides.Sum(s => s.ElapsedS),
+            Returned = sides.Sum(s => s.Returned),
+            NotFinished = sides.Sum(s => s.NotFinished),
+            Requests = sides.Sum(s => s.Requests),
+            CpuS = sides.Sum(s => s.CpuS),
+            BytesPerJob = sides.Select(s => s.BytesPerJob).LastOrDefault(b => b is not null),
+            IdleRequestsPerS = sides.Select(s => s.IdleRequestsPerS).LastOrDefault(b => b is not null),
+            IdleByVerb = sides.Select(s => s.IdleByVerb).LastOrDefault(b => b is not null),
+            IdleCpuS = sides.Select(s => s.IdleCpuS).LastOrDefault(b => b is not null),
+            ShutdownRequests = sides.Sum(s => s.ShutdownRequests ?? 0),
+            Retries = sides.Sum(s => s.Retries),
+            ByVerb = sides.SelectMany(s => s.ByVerb).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Sum(kv => kv.Value)),
+        };
+        foreach (var s in sides)
+        {
+            merged.DetectMs.AddRange(s.DetectMs);
+            merged.OwnMs.AddRange(s.OwnMs);
+            merged.IssueMs.AddRange(s.IssueMs);
+            merged.Warnings.AddRange(s.Warnings);
+        }
+
+        return merged;
+    }
+
+    private static async Task<Process> StartFakeKubeletAsync(int nodes, CancellationToken cancellationToken)
+    {
+        var self = Environment.ProcessPath!;
+        var info = new ProcessStartInfo(self) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            info.ArgumentList.Add(typeof(Program).Assembly.Location);
+        }
+
+        info.ArgumentList.Add("fake-kubelet");
+        info.ArgumentList.Add("--nodes");
+        info.ArgumentList.Add(nodes.ToString(CultureInfo.InvariantCulture));
+        var process = Process.Start(info)!;
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            Console.WriteLine("  " + e.Data);
+            if (e.Data.StartsWith("READY", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+        };
+        process.BeginOutputReadLine();
+        await ready.Task.WaitAsync(TimeSpan.FromSeconds(120), cancellationToken).ConfigureAwait(false);
+
+        // Give the scheduler a moment to see the new nodes.
+        await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+        return process;
+    }
+
+    private static async Task StopFakeKubeletAsync(Process kubelet)
+    {
+        kubelet.StandardInput.Close();
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await kubelet.WaitForExitAsync(wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            kubelet.Kill();
+        }
+
+        kubelet.Dispose();
+    }
+
+    private static async Task<int> FakeKubeletAsync(Cluster cluster, string[] args, CancellationToken cancellationToken)
+    {
+        var nodes = Option(args, "--nodes") is { } n ? int.Parse(n, CultureInfo.InvariantCulture) : 10;
+        var prefix = Option(args, "--prefix") ?? "hb-fake";
+        using var admin = Cluster.Raw(cluster.AdminKubeconfig);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        // The parent closes standard input to stop the simulation.
+        _ = Task.Run(
+            async () =>
+            {
+                while (await Console.In.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is not null)
+                {
+                }
+
+                await stop.CancelAsync().ConfigureAwait(false);
+            },
+            CancellationToken.None);
+        var kubelet = new FakeKubelet(admin, nodes, prefix);
+        var clock = Stopwatch.StartNew();
+        await kubelet.RunAsync(() => Console.WriteLine($"READY {nodes} fake nodes ({prefix}-0..{nodes - 1}) after {clock.Elapsed.TotalSeconds:F1} s"), stop.Token).ConfigureAwait(false);
+        Console.WriteLine($"fake kubelet stopped: {kubelet.Patches} calls made");
+        return 0;
+    }
+}
