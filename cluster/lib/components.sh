@@ -172,6 +172,17 @@ fingerprint() {
     done | sha256sum | cut -c1-64
 }
 
+# Closes every descriptor above 2 of the current (sub)shell.
+close_inherited_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd="${fd##*/}"
+        if ((fd > 2)); then
+            eval "exec ${fd}>&-" 2>/dev/null || true
+        fi
+    done
+}
+
 # Starts NAME (argv follows) unless it already runs with the same arguments and configuration.
 start_daemon() {
     local name="$1"
@@ -192,8 +203,13 @@ start_daemon() {
     echo "----- $(date -u +%FT%TZ) start" >>"$LOGS/$name.log"
     # setsid: the daemon outlives this shell and its session; nsenter (not 'ip netns exec', which remounts
     # /sys and breaks the kubelet's cgroup detection) puts it in the cluster's namespace and then execs it.
-    # fd 9 is the command lock: a daemon holding it would block every later command.
-    setsid nsenter --net="$NETNS_PATH" -- "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
+    # fd 9 is the command lock: a daemon holding it would block every later command. Every other descriptor the
+    # caller had open goes too: a daemon that inherits, say, a test runner's `flock` descriptor holds that lock for as
+    # long as it runs, and everyone waiting on it waits forever.
+    (
+        close_inherited_fds
+        exec setsid nsenter --net="$NETNS_PATH" -- "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
+    ) &
     echo "$!" >"$RUN/$name.pid"
     echo "$wanted" >"$RUN/$name.fingerprint"
 }

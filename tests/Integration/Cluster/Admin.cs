@@ -70,11 +70,22 @@ internal static class Admin
     }
 
     /// <summary>Runs the cluster script (e.g. <c>up</c>, <c>status</c>); returns its exit code and output.</summary>
+    /// <remarks>
+    /// The script runs with only stdin, stdout and stderr: a test run under <c>flock</c> has the lock's descriptor
+    /// open, and a daemon the script starts must not inherit it, or the lock stays held for as long as that daemon runs.
+    /// </remarks>
     public static async Task<(int ExitCode, string Output)> RunScriptAsync(string arguments, TimeSpan timeout) =>
-        await RunAsync(Script, arguments, timeout);
+        await RunAsync(
+            "bash",
+            ["-c", """for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done 2>/dev/null; exec "$0" "$@" """, Script, .. arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries)],
+            timeout);
 
     /// <summary>Runs a program; returns its exit code and its standard output and error, interleaved.</summary>
-    public static async Task<(int ExitCode, string Output)> RunAsync(string program, string arguments, TimeSpan timeout)
+    public static Task<(int ExitCode, string Output)> RunAsync(string program, string arguments, TimeSpan timeout) =>
+        RunAsync(program, arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries), timeout);
+
+    /// <summary>Runs a program with an argument vector; returns its exit code and its standard output and error, interleaved.</summary>
+    public static async Task<(int ExitCode, string Output)> RunAsync(string program, IEnumerable<string> arguments, TimeSpan timeout)
     {
         var start = new ProcessStartInfo(program, arguments)
         {

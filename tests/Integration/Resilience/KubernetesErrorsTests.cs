@@ -125,7 +125,7 @@ public sealed class KubernetesErrorsTests
             client.GetAsync(new Uri($"https://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/apis/batch/v1/namespaces/hb/jobs")));
         await server;
 
-        // Whether the close lands before or during the handshake is the network's timing; both are a refusal to us.
+        // A reset can land before the handshake begins (ConnectionError) or during it (SecureConnectionError).
         Assert.Contains(error.HttpRequestError, new[] { HttpRequestError.SecureConnectionError, HttpRequestError.ConnectionError });
         Assert.Equal(HybridBatch.Core.TransportFailure.Refused, KubernetesErrors.TransportOf(error));
         Assert.True(KubernetesErrors.IsRetryable(error), error.ToString());
