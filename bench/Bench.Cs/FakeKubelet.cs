@@ -100,8 +100,16 @@ internal sealed class FakeKubelet(IKubernetes admin, int nodes, string prefix)
                 Conditions = [new V1NodeCondition { Type = "Ready", Status = "True", Reason = "KubeletReady", Message = "fake kubelet", LastHeartbeatTime = now, LastTransitionTime = now }],
                 NodeInfo = new V1NodeSystemInfo
                 {
-                    Architecture = "amd64", OperatingSystem = "linux", KubeletVersion = "v1.20.2-fake", KubeProxyVersion = "v1.20.2-fake",
-                    ContainerRuntimeVersion = "fake://1", KernelVersion = "fake", OsImage = "fake", MachineID = name, SystemUUID = name, BootID = name,
+                    Architecture = "amd64",
+                    OperatingSystem = "linux",
+                    KubeletVersion = "v1.20.2-fake",
+                    KubeProxyVersion = "v1.20.2-fake",
+                    ContainerRuntimeVersion = "fake://1",
+                    KernelVersion = "fake",
+                    OsImage = "fake",
+                    MachineID = name,
+                    SystemUUID = name,
+                    BootID = name,
                 },
             },
         };

@@ -38,33 +38,33 @@ internal static class Program
                 Micro.Memory();
                 return 0;
             case "idle-cpu":
-            {
-                // Where idle CPU goes: an empty batch system at the default rate limit, then at a low one.
-                var cluster = new Cluster(repo);
-                var seconds = Option(args, "--seconds") is { } sec ? int.Parse(sec, CultureInfo.InvariantCulture) : 20;
-                foreach (var qps in new double[] { 200, 5 })
                 {
-                    var options = new KubernetesBatchSystemOptions
+                    // Where idle CPU goes: an empty batch system at the default rate limit, then at a low one.
+                    var cluster = new Cluster(repo);
+                    var seconds = Option(args, "--seconds") is { } sec ? int.Parse(sec, CultureInfo.InvariantCulture) : 20;
+                    foreach (var qps in new double[] { 200, 5 })
                     {
-                        Kubeconfig = cluster.Kubeconfig,
-                        Namespace = Cluster.Namespace,
-                        Resilience = new KubernetesResilienceOptions { Qps = qps, Burst = (int)(qps * 2) },
-                    };
-                    var batch = await KubernetesBatchSystem.CreateAsync(options, null, cancel.Token).ConfigureAwait(false);
-                    await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
-                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-                    await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
-                    var used = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
-                    Console.WriteLine($"idle batch system, qps {qps}: {used * 60 / seconds:F3} CPU s per minute");
-                    await batch.DisposeAsync().ConfigureAwait(false);
-                }
+                        var options = new KubernetesBatchSystemOptions
+                        {
+                            Kubeconfig = cluster.Kubeconfig,
+                            Namespace = Cluster.Namespace,
+                            Resilience = new KubernetesResilienceOptions { Qps = qps, Burst = (int)(qps * 2) },
+                        };
+                        var batch = await KubernetesBatchSystem.CreateAsync(options, null, cancel.Token).ConfigureAwait(false);
+                        await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
+                        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                        await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                        var used = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+                        Console.WriteLine($"idle batch system, qps {qps}: {used * 60 / seconds:F3} CPU s per minute");
+                        await batch.DisposeAsync().ConfigureAwait(false);
+                    }
 
-                {
-                    // The same two watches on a raw client, nothing else.
-                    using var raw = Cluster.Raw(cluster.Kubeconfig);
-                    using var stopWatches = new CancellationTokenSource();
-                    var watches = new[]
                     {
+                        // The same two watches on a raw client, nothing else.
+                        using var raw = Cluster.Raw(cluster.Kubeconfig);
+                        using var stopWatches = new CancellationTokenSource();
+                        var watches = new[]
+                        {
                         Task.Run(async () =>
                         {
 #pragma warning disable CS0618 // The client's async-enumerable watch.
@@ -80,37 +80,41 @@ internal static class Program
                             }
                         }),
                     };
-                    await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
-                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-                    await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
-                    Console.WriteLine($"two raw watches: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
-                    await stopWatches.CancelAsync().ConfigureAwait(false);
-                    try
-                    {
-                        await Task.WhenAll(watches).ConfigureAwait(false);
+                        await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
+                        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                        await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                        Console.WriteLine($"two raw watches: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                        await stopWatches.CancelAsync().ConfigureAwait(false);
+                        try
+                        {
+                            await Task.WhenAll(watches).ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                        }
                     }
-                    catch (OperationCanceledException)
+
                     {
+                        // A periodic 1 s timer and a 10 ms one, as the batch system's tick and its rate limiter's refill.
+                        using var tick = new PeriodicTimer(TimeSpan.FromSeconds(1));
+                        using var limiter = new System.Threading.RateLimiting.TokenBucketRateLimiter(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
+                        {
+                            TokenLimit = 400,
+                            TokensPerPeriod = 2,
+                            ReplenishmentPeriod = TimeSpan.FromMilliseconds(10),
+                            AutoReplenishment = true,
+                            QueueLimit = 100,
+                        });
+                        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                        await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
+                        Console.WriteLine($"token bucket refilled every 10 ms: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
                     }
-                }
 
-                {
-                    // A periodic 1 s timer and a 10 ms one, as the batch system's tick and its rate limiter's refill.
-                    using var tick = new PeriodicTimer(TimeSpan.FromSeconds(1));
-                    using var limiter = new System.Threading.RateLimiting.TokenBucketRateLimiter(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
-                    {
-                        TokenLimit = 400, TokensPerPeriod = 2, ReplenishmentPeriod = TimeSpan.FromMilliseconds(10), AutoReplenishment = true, QueueLimit = 100,
-                    });
-                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    var quiet = Process.GetCurrentProcess().TotalProcessorTime;
                     await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
-                    Console.WriteLine($"token bucket refilled every 10 ms: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                    Console.WriteLine($"no batch system: {(Process.GetCurrentProcess().TotalProcessorTime - quiet).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                    return 0;
                 }
-
-                var quiet = Process.GetCurrentProcess().TotalProcessorTime;
-                await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
-                Console.WriteLine($"no batch system: {(Process.GetCurrentProcess().TotalProcessorTime - quiet).TotalSeconds * 60 / seconds:F3} CPU s per minute");
-                return 0;
-            }
 
             case "report":
                 Report.Latest(results);
@@ -119,30 +123,30 @@ internal static class Program
             case "fake-kubelet":
                 return await FakeKubeletAsync(new Cluster(repo), args, cancel.Token).ConfigureAwait(false);
             case "cleanup":
-            {
-                using var admin = Cluster.Raw(new Cluster(repo).AdminKubeconfig);
-                await FakeKubelet.RemoveAllAsync(admin, cancel.Token).ConfigureAwait(false);
-                await Cluster.DrainAsync(admin, "bench.hybridbatch.io/run", TimeSpan.FromSeconds(60), cancel.Token).ConfigureAwait(false);
-                return 0;
-            }
-
-            case "scenario" when args.Length >= 2:
-            {
-                if (Scenario.Find(args[1]) is not { } scenario)
                 {
-                    Console.Error.WriteLine($"unknown scenario '{args[1]}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N");
-                    return 2;
+                    using var admin = Cluster.Raw(new Cluster(repo).AdminKubeconfig);
+                    await FakeKubelet.RemoveAllAsync(admin, cancel.Token).ConfigureAwait(false);
+                    await Cluster.DrainAsync(admin, "bench.hybridbatch.io/run", TimeSpan.FromSeconds(60), cancel.Token).ConfigureAwait(false);
+                    return 0;
                 }
 
-                var reps = Option(args, "--reps") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : scenario.Jobs <= 1 ? 2 : 1;
-                var runId = Option(args, "--run-id") ?? DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
-                var idleSeconds = Option(args, "--idle-seconds") is { } idle ? int.Parse(idle, CultureInfo.InvariantCulture) : scenario.IdleSeconds;
-                var result = await RunScenarioAsync(new Cluster(repo), scenario with { IdleSeconds = idleSeconds }, reps, cancel.Token).ConfigureAwait(false);
-                Report.Append(results, runId, result);
-                Report.Latest(results);
-                Console.WriteLine(result.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-                return 0;
-            }
+            case "scenario" when args.Length >= 2:
+                {
+                    if (Scenario.Find(args[1]) is not { } scenario)
+                    {
+                        Console.Error.WriteLine($"unknown scenario '{args[1]}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N");
+                        return 2;
+                    }
+
+                    var reps = Option(args, "--reps") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : scenario.Jobs <= 1 ? 2 : 1;
+                    var runId = Option(args, "--run-id") ?? DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+                    var idleSeconds = Option(args, "--idle-seconds") is { } idle ? int.Parse(idle, CultureInfo.InvariantCulture) : scenario.IdleSeconds;
+                    var result = await RunScenarioAsync(new Cluster(repo), scenario with { IdleSeconds = idleSeconds }, reps, cancel.Token).ConfigureAwait(false);
+                    Report.Append(results, runId, result);
+                    Report.Latest(results);
+                    Console.WriteLine(result.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                    return 0;
+                }
 
             default:
                 Console.WriteLine("usage: HybridBatch.Bench micro | scenario NAME [--reps N] [--run-id ID] [--idle-seconds S] | report | fake-kubelet --nodes N | cleanup");
