@@ -618,20 +618,23 @@ let private kill (model: Model) (id: JobId) (effects: Effect list) =
              else
                  Effect.Delete(id, job.request.name) :: effects)
 
+/// A job the model starts tracking: nothing of its pod or node is known yet.
+let private newJob (id: JobId) (request: JobRequest) (at: Millis) (phase: Phase) =
+    { id = id
+      request = request
+      issuedAt = at
+      phase = phase
+      pod = None
+      podSeenAt = None
+      node = None }
+
 let private stepRev (model: Model) (event: Event) : Model * Effect list =
     match event with
     | Event.Issued(id, request, at) ->
         if model.shutDown || id < model.nextId then
             model, []
         else
-            let job =
-                { id = id
-                  request = request
-                  issuedAt = at
-                  phase = Phase.Queued
-                  pod = None
-                  podSeenAt = None
-                  node = None }
+            let job = newJob id request at Phase.Queued
 
             let model =
                 { model with
@@ -644,14 +647,7 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
         if model.shutDown || id < model.nextId then
             model, []
         else
-            let job =
-                { id = id
-                  request = request
-                  issuedAt = at
-                  phase = Phase.Created(at, None)
-                  pod = None
-                  podSeenAt = None
-                  node = None }
+            let job = newJob id request at (Phase.Created(at, None))
 
             { model with
                 nextId = id + 1
