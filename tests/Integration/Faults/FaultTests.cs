@@ -147,8 +147,10 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         }
     }
 
-    [Fact]
-    public async Task The_API_server_killed_and_restarted_loses_and_duplicates_nothing()
+    [Theory]
+    [InlineData("kube-apiserver")]
+    [InlineData("etcd")]
+    public async Task A_control_plane_component_killed_and_restarted_loses_and_duplicates_nothing(string component)
     {
         if (!ClusterControl.Local)
         {
@@ -164,59 +166,20 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             Assert.True(await run.ReportedAtLeastAsync(5, TimeSpan.FromSeconds(120)));
             var inFlight = run.InFlight;
 
-            ClusterControl.Kill("kube-apiserver", output);
+            ClusterControl.Kill(component, output);
             var killed = DateTime.UtcNow;
-            Note(run, $"kube-apiserver killed; {inFlight} jobs in flight");
+            Note(run, $"{component} killed; {inFlight} jobs in flight");
             var more = run.IssueMoreAsync(10);
             var kill = run.KillSleepersAsync();
             await Task.Delay(TimeSpan.FromSeconds(5));
             await ClusterControl.UpAsync(output);
             var cleared = DateTime.UtcNow;
-            Note(run, $"kube-apiserver back after {(cleared - killed).TotalSeconds:F1} s");
+            Note(run, $"{component} back after {(cleared - killed).TotalSeconds:F1} s");
             await more;
             await kill;
 
             Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
-            run.Check($"kube-apiserver SIGKILLed, restarted by local-cluster up ({(cleared - killed).TotalSeconds:F0} s down)", inFlight + 10, run.FirstResultAfter(cleared));
-        }
-        finally
-        {
-            await ClusterControl.UpAsync(output);
-            await run.EndAsync();
-        }
-    }
-
-    [Fact]
-    public async Task Etcd_killed_and_restarted_loses_and_duplicates_nothing()
-    {
-        if (!ClusterControl.Local)
-        {
-            output.WriteLine("not run: needs the local cluster (cluster/local-cluster on this machine)");
-            return;
-        }
-
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster));
-        try
-        {
-            await run.IssueAsync(shortJobs: 40, sleepers: 3, longer: 3, longerSeconds: 20);
-            Assert.True(await run.SleepersRunningAsync(TimeSpan.FromSeconds(120)));
-            Assert.True(await run.ReportedAtLeastAsync(5, TimeSpan.FromSeconds(120)));
-            var inFlight = run.InFlight;
-
-            ClusterControl.Kill("etcd", output);
-            var killed = DateTime.UtcNow;
-            Note(run, $"etcd killed; {inFlight} jobs in flight");
-            var more = run.IssueMoreAsync(10);
-            var kill = run.KillSleepersAsync();
-            await Task.Delay(TimeSpan.FromSeconds(5));
-            await ClusterControl.UpAsync(output);
-            var cleared = DateTime.UtcNow;
-            Note(run, $"etcd back after {(cleared - killed).TotalSeconds:F1} s");
-            await more;
-            await kill;
-
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
-            run.Check($"etcd SIGKILLed, restarted by local-cluster up ({(cleared - killed).TotalSeconds:F0} s down)", inFlight + 10, run.FirstResultAfter(cleared));
+            run.Check($"{component} SIGKILLed, restarted by local-cluster up ({(cleared - killed).TotalSeconds:F0} s down)", inFlight + 10, run.FirstResultAfter(cleared));
         }
         finally
         {
