@@ -67,7 +67,6 @@ public class TransitionBenchmark
         var request = Lifecycle.Request(string.Create(CultureInfo.InvariantCulture, $"hb-owner-run-{id}"), 10, 32 << 20, 32 << 20);
         yield return Lifecycle.Issued(id, request, at);
         yield return Lifecycle.Created(id, at + 1);
-        yield return Lifecycle.Observed(Lifecycle.Job(id, null, null, false), at + 2);
         yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), null, Lifecycle.Phase("Pending"), null, null, null, Lifecycle.NotCreated, false), at + 3);
         yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Pending"), null, null, null, Lifecycle.Waiting("ContainerCreating", null), false), at + 4);
         yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Running"), null, null, null, Lifecycle.Running(at + 5), false), at + 5);
@@ -77,10 +76,8 @@ public class TransitionBenchmark
     {
         yield return Lifecycle.Observed(
             Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Succeeded"), null, null, null, Lifecycle.Terminated(0, "Completed", null, at - 1000, at), false), at + 6);
-        yield return Lifecycle.Observed(Lifecycle.Job(id, null, null, false), at + 7);
         yield return Lifecycle.Collect(at + 8);
         yield return Lifecycle.PodRemoved(id, Pod(id), at + 9);
-        yield return Lifecycle.JobRemoved(id, at + 9);
     }
 
     /// <summary>
@@ -112,13 +109,12 @@ public class TransitionBenchmark
 
     private static string Kind(JobState.Event e) => e switch
     {
-        JobState.Event.Observed { Item1: JobState.Observation.Pod p } => "observed pod " + (p.Item.container.IsTerminated ? "terminated" : p.Item.container.IsRunning ? "running" : p.Item.node is null ? "pending" : "scheduled"),
-        JobState.Event.Observed => "observed Job",
-        JobState.Event.Removed r => "removed " + (r.kind.IsPod ? "pod" : "Job"),
+        JobState.Event.Observed { Item1: var p } => "observed pod " + (p.container.IsTerminated ? "terminated" : p.container.IsRunning ? "running" : p.node is null ? "pending" : "scheduled"),
+        JobState.Event.Removed => "removed pod",
         _ => e.GetType().Name,
     };
 
-    [Benchmark(OperationsPerInvoke = (Lifecycles * 11) + (Lifecycles / 100), Description = "transition step (10,000 tracked jobs)")]
+    [Benchmark(OperationsPerInvoke = (Lifecycles * 8) + (Lifecycles / 100), Description = "transition step (10,000 tracked jobs)")]
     public int Step()
     {
         var model = _start;

@@ -518,18 +518,15 @@ type Lifecycle =
     /// The create call failed for good.
     static member CreateFailed(id: int, message: string, atMs: int64) = Event.CreateFailed(id, message, atMs)
 
-    /// A watch saw an object added or modified.
-    static member Observed(observation: Observation, atMs: int64) = Event.Observed(observation, atMs)
+    /// The pod watch saw a pod added or modified.
+    static member Observed(pod: PodFacts, atMs: int64) = Event.Observed(pod, atMs)
 
-    /// A watch saw a Job deleted.
-    static member JobRemoved(id: int, atMs: int64) = Event.Removed(Kind.Job, id, None, atMs)
+    /// The pod watch saw a pod deleted.
+    static member PodRemoved(id: int, pod: string, atMs: int64) = Event.Removed(id, pod, atMs)
 
-    /// A watch saw a pod deleted.
-    static member PodRemoved(id: int, pod: string, atMs: int64) = Event.Removed(Kind.Pod, id, Some pod, atMs)
-
-    /// A full list of the run's Jobs (`pods` false) or pods (`pods` true), requested at `listedAtMs`.
-    static member Resynced(pods: bool, snapshot: Observation seq, listedAtMs: int64, atMs: int64) =
-        Event.Resynced((if pods then Kind.Pod else Kind.Job), List.ofSeq snapshot, listedAtMs, atMs)
+    /// A full list of the run's pods, requested at `listedAtMs`.
+    static member Resynced(snapshot: PodFacts seq, listedAtMs: int64, atMs: int64) =
+        Event.Resynced(List.ofSeq snapshot, listedAtMs, atMs)
 
     /// A node is gone.
     static member NodeLost(node: string, atMs: int64) = Event.NodeLost(node, atMs)
@@ -584,32 +581,15 @@ type Lifecycle =
             container: Container,
             deleting: bool
         ) =
-        Observation.Pod
-            { job = jobId
-              pod = pod
-              node = Lifecycle.Opt node
-              phase = phase
-              reason = Lifecycle.Opt reason
-              message = Lifecycle.Opt message
-              unschedulable = Lifecycle.Opt unschedulable
-              container = container
-              deleting = deleting }
-
-    /// What a Job says about its job. `failedReason` is set when the Job's Failed condition is true.
-    static member Job(jobId: int, failedReason: string | null, failedMessage: string | null, deleting: bool) =
-        Observation.Job
-            { job = jobId
-              failed =
-                match failedReason with
-                | null -> None
-                | r ->
-                    Some(
-                        r,
-                        match failedMessage with
-                        | null -> ""
-                        | m -> m
-                    )
-              deleting = deleting }
+        { job = jobId
+          pod = pod
+          node = Lifecycle.Opt node
+          phase = phase
+          reason = Lifecycle.Opt reason
+          message = Lifecycle.Opt message
+          unschedulable = Lifecycle.Opt unschedulable
+          container = container
+          deleting = deleting }
 
     /// The message of a result, or null.
     static member Message(result: UpdatedJob) : string | null =

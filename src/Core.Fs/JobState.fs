@@ -1,5 +1,5 @@
 /// The lifecycle of the batch system's jobs as a pure transition function: the shell feeds what it sees (issue and
-/// kill requests, Job and pod observations from one watch, resync snapshots, clock ticks) as events, and performs the
+/// kill requests, pod observations from one watch, resync snapshots, clock ticks) as events, and performs the
 /// effects the function returns. Time is an input (milliseconds since the Unix epoch); nothing here reads a clock.
 module HybridBatch.Core.JobState
 
@@ -16,7 +16,7 @@ type ExitReason =
     | Finished
     /// The command exited non-zero.
     | Failed
-    /// The job's pod or Job vanished or was evicted, or its node was lost.
+    /// The job's pod vanished or was evicted (or its Job deleted), or its node was lost.
     | Lost
     /// The job was killed on request (never reported; listed for completeness of the contract).
     | Killed
@@ -99,25 +99,6 @@ type PodFacts =
       /// A deletion timestamp is set.
       deleting: bool }
 
-/// What one observation of a job's Kubernetes Job says.
-type JobFacts =
-    { job: JobId
-      /// The Job's Failed condition, when set: reason and message.
-      failed: (string * string) option
-      deleting: bool }
-
-/// One observed Kubernetes object of this run.
-[<RequireQualifiedAccess>]
-type Observation =
-    | Pod of PodFacts
-    | Job of JobFacts
-
-/// The kinds of objects the shell watches.
-[<RequireQualifiedAccess>]
-type Kind =
-    | Job
-    | Pod
-
 /// Something that happened, fed to `step` in the order the shell saw it.
 [<RequireQualifiedAccess>]
 type Event =
@@ -131,12 +112,13 @@ type Event =
     | Created of id: JobId * at: Millis
     /// The create call failed for good.
     | CreateFailed of id: JobId * message: string * at: Millis
-    /// A watch delivered an added or modified object.
-    | Observed of Observation * at: Millis
-    /// A watch delivered a deleted object.
-    | Removed of kind: Kind * id: JobId * pod: string option * at: Millis
-    /// A full list of one kind of object, taken after a watch was lost. `listedAt` is when the list was requested.
-    | Resynced of kind: Kind * snapshot: Observation list * listedAt: Millis * at: Millis
+    /// The pod watch delivered an added or modified pod. (The shell watches pods only: everything a job's end needs is
+    /// on its pod, and a Job deleted by someone else takes its pod with it.)
+    | Observed of PodFacts * at: Millis
+    /// The pod watch delivered a deleted pod.
+    | Removed of id: JobId * pod: string * at: Millis
+    /// A full list of the run's pods, taken after the watch was lost. `listedAt` is when the list was requested.
+    | Resynced of snapshot: PodFacts list * listedAt: Millis * at: Millis
     /// A node is gone (deleted, or marked unreachable).
     | NodeLost of node: string * at: Millis
     /// Time passed.
@@ -169,7 +151,8 @@ type Phase =
     | Queued
     /// Its create call is under way.
     | Creating
-    /// It exists in Kubernetes; its container is not running yet. `stuck` is why it waits and since when.
+    /// It exists in Kubernetes; its container is not running yet. `stuck` is why it waits and since when: from its
+    /// creation until its pod appears, then while the pod waits for a reason that may never clear.
     | Created of createdAt: Millis * stuck: (string * Millis) option
     /// Its container runs.
     | Running of createdAt: Millis * startedAt: Millis
@@ -380,16 +363,29 @@ let private createdAtOf (job: Job) at =
     | Phase.Creating
     | Phase.Ended _ -> at
 
-/// Record that the job exists in Kubernetes (a create returned, or it was seen first).
-let private markCreated (job: Job) at =
+let private put (model: Model) (job: Job) = { model with jobs = model.jobs.Add(job.id, job) }
+
+/// Why a created job waits while no pod of it has appeared. The pod timeout runs from creation: a Job whose pod never
+/// comes (the Job controller was refused by a quota, a LimitRange or an admission webhook, or the Job was deleted
+/// before its pod was made) ends with Error instead of waiting for ever. One shared string: every created job holds it
+/// until its pod appears; the result names the Job (its backing id).
+[<Literal>]
+let NoPodYet =
+    "no pod appeared for the Job: the Job controller could not create one (a quota, LimitRange or admission webhook refused it) or the Job was deleted; `kubectl describe job` with the backing id says which"
+
+/// A job that exists in Kubernetes and whose pod has not appeared yet.
+let private createdWithoutPod (model: Model) (job: Job) (createdAt: Millis) =
+    let job = { job with phase = Phase.Created(createdAt, Some(NoPodYet, createdAt)) }
+    { put model job with stuck = model.stuck.Add job.id }, job
+
+/// Record that the job exists in Kubernetes (its create returned, or its pod was seen first).
+let private markCreated (model: Model) (job: Job) at =
     match job.phase with
-    | Phase.Creating -> { job with phase = Phase.Created(at, None) }
+    | Phase.Creating -> createdWithoutPod model job at
     | Phase.Queued
     | Phase.Created _
     | Phase.Running _
-    | Phase.Ended _ -> job
-
-let private put (model: Model) (job: Job) = { model with jobs = model.jobs.Add(job.id, job) }
+    | Phase.Ended _ -> model, job
 
 /// Place the job on the node its pod reports, once.
 let private enterNode (model: Model) (job: Job) (node: string option) =
@@ -409,6 +405,11 @@ let private describe (reason: string) (message: string option) =
     | Some m when m <> "" -> $"{reason}: {m}"
     | _ -> reason
 
+/// Why a job whose pod was deleted before its container finished is lost. Deleting a Job deletes its pod too, so this
+/// is also what a Job deleted by someone else looks like.
+let private deletedEarly (pod: string) =
+    $"pod {pod} was deleted before its container finished (it, or its Job, was deleted by someone else)"
+
 /// Apply one pod observation to a live (not ended) job.
 let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (effects: Effect list) =
     match job.pod with
@@ -417,12 +418,26 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
         // evicted or deleted and the Job controller replaced it.
         lose model job $"pod {bound} was replaced by {pod.pod}: the first pod was evicted or deleted" at effects
     | _ ->
-        let job =
-            { markCreated job at with
-                pod = Some pod.pod
-                podSeenAt = (if job.podSeenAt.IsSome then job.podSeenAt else Some at) }
+        let model, job = markCreated model job at
 
-        let model = put model job
+        let model, job =
+            match job.pod with
+            | Some _ -> model, job
+            | None ->
+                // Its pod appeared: the no-pod clock stops; the pod's own waiting reasons (below) start theirs.
+                let phase =
+                    match job.phase with
+                    | Phase.Created(createdAt, Some _) -> Phase.Created(createdAt, None)
+                    | phase -> phase
+
+                let job =
+                    { job with
+                        pod = Some pod.pod
+                        podSeenAt = Some at
+                        phase = phase }
+
+                { put model job with stuck = model.stuck.Remove job.id }, job
+
         let model, job = enterNode model job pod.node
 
         match pod.reason, pod.container with
@@ -451,7 +466,8 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
                 | ExitReason.Error -> message
 
             finish model job code exitReason wall message false effects
-        | _, _ when pod.deleting -> lose model job "pod deleted before its container finished" at effects
+        | _, _ when pod.deleting ->
+            lose model job (deletedEarly pod.pod) at effects
         | _, (Container.NotCreated | Container.Waiting _ | Container.Running _) when
             pod.phase = PodPhase.Succeeded
             ->
@@ -498,80 +514,44 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
                 effects
             | _ -> model, effects
 
-/// Apply one Job observation to a live job.
-let private observeJob (model: Model) (job: Job) (facts: JobFacts) (at: Millis) (effects: Effect list) =
-    let job = markCreated job at
-    let model = put model job
-
-    match facts.failed with
-    | Some(("DeadlineExceeded" as reason), message) ->
-        // The pod never says this: the Job controller ended it.
-        finish
-            model
-            job
-            ExitStatusUnavailable
-            ExitReason.Error
-            (at - startOf job)
-            (Some(describe reason (Some message)))
-            true
-            effects
-    | _ when facts.deleting -> lose model job "its Job was deleted by someone else" at effects
-    | _ ->
-        // A failed Job's pod carries the exit code: wait for the pod's observation.
-        model, effects
-
 /// Delete an object of this run that the model no longer tracks (killed while being created, or left over).
 let private deleteUntracked (model: Model) (id: JobId) (effects: Effect list) =
     match model.tombstones.TryFind id with
     | Some name -> { model with tombstones = model.tombstones.Remove id }, Effect.Delete(id, name) :: effects
     | None -> model, effects
 
-let private observe (model: Model) (observation: Observation) (at: Millis) (effects: Effect list) =
-    let id =
-        match observation with
-        | Observation.Pod p -> p.job
-        | Observation.Job j -> j.job
-
-    match model.jobs.TryFind id with
+let private observe (model: Model) (pod: PodFacts) (at: Millis) (effects: Effect list) =
+    match model.jobs.TryFind pod.job with
     | Some job when not (isEnded job) ->
-        match job.phase, observation with
-        | Phase.Queued, _ -> model, effects // nothing of a queued job can exist yet: a stale or foreign object
-        | _, Observation.Pod pod -> observePod model job pod at effects
-        | _, Observation.Job facts -> observeJob model job facts at effects
+        match job.phase with
+        | Phase.Queued -> model, effects // nothing of a queued job can exist yet: a stale or foreign object
+        | Phase.Creating
+        | Phase.Created _
+        | Phase.Running _
+        | Phase.Ended _ -> observePod model job pod at effects
     | Some _ -> model, effects
-    | None -> deleteUntracked model id effects
+    | None -> deleteUntracked model pod.job effects
 
-/// Lose the live jobs that a snapshot proves gone: created (or their pod seen) before the list was requested.
-let private resync (model: Model) kind (snapshot: Observation list) (listedAt: Millis) (at: Millis) effects =
+/// Lose the live jobs that a snapshot proves gone: their pod was seen before the list was requested and is not in it.
+let private resync (model: Model) (snapshot: PodFacts list) (listedAt: Millis) (at: Millis) effects =
     let model, effects =
-        snapshot
-        |> List.fold (fun (m, fx) observation -> observe m observation at fx) (model, effects)
+        snapshot |> List.fold (fun (m, fx) pod -> observe m pod at fx) (model, effects)
 
-    let present =
-        snapshot
-        |> List.choose (fun o ->
-            match kind, o with
-            | Kind.Job, Observation.Job j -> Some j.job
-            | Kind.Pod, Observation.Pod p -> Some p.job
-            | _ -> None)
-        |> Set.ofList
+    let present = snapshot |> List.map (fun p -> p.job) |> Set.ofList
 
     let gone (job: Job) =
         not (present.Contains job.id)
-        && match kind, job.phase with
-           | Kind.Job, (Phase.Created(createdAt, _) | Phase.Running(createdAt, _)) -> createdAt < listedAt
-           | Kind.Pod, (Phase.Created _ | Phase.Running _) ->
-               job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
-           | _, (Phase.Queued | Phase.Creating | Phase.Ended _) -> false
+        && match job.phase with
+           | Phase.Created _
+           | Phase.Running _ -> job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
+           | Phase.Queued
+           | Phase.Creating
+           | Phase.Ended _ -> false
 
     let missing = model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter gone |> List.ofSeq
 
-    let why =
-        match kind with
-        | Kind.Job -> "its Job vanished while the watch was down"
-        | Kind.Pod -> "its pod vanished while the watch was down"
-
-    missing |> List.fold (fun (m, fx) job -> lose m job why at fx) (model, effects)
+    missing
+    |> List.fold (fun (m, fx) job -> lose m job "its pod vanished while the watch was down" at fx) (model, effects)
 
 /// Fail jobs stuck past the pod timeout, naming why.
 let private expire (model: Model) (at: Millis) (effects: Effect list) =
@@ -647,13 +627,15 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
         if model.shutDown || id < model.nextId then
             model, []
         else
-            let job = newJob id request at (Phase.Created(at, None))
+            let model, _ =
+                createdWithoutPod
+                    { model with
+                        nextId = id + 1
+                        used = add model.used request 1 }
+                    (newJob id request at Phase.Creating)
+                    at
 
-            { model with
-                nextId = id + 1
-                jobs = model.jobs.Add(id, job)
-                used = add model.used request 1 },
-            []
+            model, []
     | Event.KillRequested(ids, _) ->
         let model, effects =
             ids |> List.distinct |> List.fold (fun (m, fx) id -> kill m id fx) (model, [])
@@ -661,7 +643,7 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
         launch model effects
     | Event.Created(id, at) ->
         match model.jobs.TryFind id with
-        | Some job -> put model (markCreated job at), []
+        | Some job -> fst (markCreated model job at), []
         | None -> deleteUntracked model id []
     | Event.CreateFailed(id, message, at) ->
         match model.jobs.TryFind id with
@@ -670,17 +652,12 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
         | Some _ -> model, []
         | None -> { model with tombstones = model.tombstones.Remove id }, []
     | Event.Observed(observation, at) -> observe model observation at []
-    | Event.Removed(kind, id, pod, at) ->
+    | Event.Removed(id, pod, at) ->
         match model.jobs.TryFind id with
-        | Some job when not (isEnded job) ->
-            match kind, job.phase with
-            | _, (Phase.Queued | Phase.Creating) -> model, []
-            | Kind.Job, _ -> lose model job "its Job was deleted by someone else" at []
-            | Kind.Pod, _ when pod.IsSome && job.pod = pod ->
-                lose model job "its pod was deleted before its container finished" at []
-            | Kind.Pod, _ -> model, []
+        | Some job when not (isEnded job) && job.pod = Some pod ->
+            lose model job (deletedEarly pod) at []
         | _ -> model, []
-    | Event.Resynced(kind, snapshot, listedAt, at) -> resync model kind snapshot listedAt at []
+    | Event.Resynced(snapshot, listedAt, at) -> resync model snapshot listedAt at []
     | Event.NodeLost(node, at) ->
         model.jobs
         |> Seq.map (fun kv -> kv.Value)

@@ -16,7 +16,7 @@ namespace HybridBatch;
 /// <summary>
 /// Runs batch jobs as Kubernetes Jobs with Toil's batch-system contract: issue a job and get an id; each finished job
 /// is returned once by <see cref="GetUpdatedBatchJobAsync"/>, with its exit code, exit reason and wall time; killed
-/// jobs are never returned. Status comes from one list-and-watch of the run's Jobs and pods, never from polling.
+/// jobs are never returned. Status comes from one list-and-watch of the run's pods, never from polling.
 /// </summary>
 /// <remarks>
 /// Every decision (queueing, exit reasons, stuck pods, lost jobs, node cleanup) is the core's transition function;
@@ -32,9 +32,10 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
-    private readonly ConcurrentDictionary<int, V1Job> _toCreate = new();
+    private readonly ConcurrentDictionary<int, PendingCreate> _toCreate = new();
     private readonly ConcurrentDictionary<string, string> _failureLogs = new();
     private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
+    private KeyValuePair<string, string>[] _environmentSnapshot = [];
     private readonly SemaphoreSlim _ended = new(0);
     private readonly SemaphoreSlim _creates;
     private readonly CancellationTokenSource _stopping = new();
@@ -233,8 +234,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     private void Start()
     {
         var token = _stopping.Token;
-        _loops.Add(Task.Run(() => WatchAsync(pods: false, token), CancellationToken.None));
-        _loops.Add(Task.Run(() => WatchAsync(pods: true, token), CancellationToken.None));
+        _loops.Add(Task.Run(() => WatchPodsAsync(token), CancellationToken.None));
         _loops.Add(Task.Run(() => TickAsync(token), CancellationToken.None));
     }
 
@@ -264,6 +264,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         lock (_environment)
         {
             _environment[name] = value;
+            _environmentSnapshot = [.. _environment];
         }
     }
 
@@ -342,13 +343,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             throw new ArgumentException(problem!.Message, nameof(job));
         }
 
-        var environment = new List<KeyValuePair<string, string>>();
-        lock (_environment)
-        {
-            environment.AddRange(_environment);
-        }
-
-        foreach (var (name, value) in jobEnvironment ?? new Dictionary<string, string>())
+        foreach (var name in jobEnvironment?.Keys ?? [])
         {
             if (!EnvironmentName.IsMatch(name))
             {
@@ -356,9 +351,12 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
                     $"'{name}' is not a valid environment variable name: use letters, digits, '_', '-' and '.', not starting with a digit.",
                     nameof(jobEnvironment));
             }
-
-            environment.Add(new(name, value));
         }
+
+        // The batch environment as it is now (SetEnv applies to jobs issued later), shared by every job issued
+        // until it changes; the job's own variables win.
+        var batchEnvironment = Volatile.Read(ref _environmentSnapshot);
+        KeyValuePair<string, string>[] jobVariables = jobEnvironment is null ? [] : [.. jobEnvironment];
 
         JobState.Effect[] effects;
         int id;
@@ -367,7 +365,8 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             id = Lifecycle.NextId(_model);
             var request = Lifecycle.Request(
                 Names.JobName(Owner, RunId, id), Pool.Millicores(job.Cores), job.Memory, job.Disk);
-            _toCreate[id] = _manifests.Build(id, command, job, resources!, request, environment);
+            // Only the inputs wait in the queue; the manifest (several KB) is built when its create call starts.
+            _toCreate[id] = new PendingCreate(command, job, resources!, request, batchEnvironment, jobVariables);
             effects = Step(Lifecycle.Issued(id, request, Now));
         }
 
@@ -608,7 +607,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
     private async Task CreateAsync(int id)
     {
-        if (!_toCreate.TryGetValue(id, out var manifest))
+        if (!_toCreate.ContainsKey(id))
         {
             return; // killed before its turn
         }
@@ -616,6 +615,13 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         await _creates.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
+            if (!_toCreate.TryGetValue(id, out var pending))
+            {
+                return; // killed while waiting for a slot
+            }
+
+            var manifest = _manifests.Build(
+                id, pending.Command, pending.Job, pending.Resources, pending.Request, pending.BatchEnvironment.Concat(pending.JobEnvironment));
             // The name is deterministic, so a create retried after an ambiguous failure ends in 409 = already created.
             await _client.BatchV1.CreateNamespacedJobAsync(manifest, Namespace, cancellationToken: _stopping.Token)
                 .AllowingAlreadyDoneAsync().ConfigureAwait(false);
@@ -750,22 +756,20 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         }
     }
 
-    /// <summary>One list, then watches from its resource version; relists after 410 Gone, rewatches after a quiet end.</summary>
-    private async Task WatchAsync(bool pods, CancellationToken cancellationToken)
+    /// <summary>
+    /// One list of the run's pods, then a watch from its resource version; relists after 410 Gone, rewatches after a
+    /// quiet end. Pods only: a job's end is on its pod, and a Job deleted by someone else takes its pod with it. (A
+    /// watch of the Jobs too would double the events to decode, and on Kubernetes 1.20 the API server closes Job
+    /// watchers after a few buffered events under load, forcing relists of every Job.)
+    /// </summary>
+    private async Task WatchPodsAsync(CancellationToken cancellationToken)
     {
         string? resourceVersion = null;
-        var kind = pods ? "pods" : "Jobs";
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
-                if (resourceVersion is null)
-                {
-                    var listedAt = Now;
-                    resourceVersion = pods
-                        ? await ListPodsAsync(listedAt, cancellationToken).ConfigureAwait(false)
-                        : await ListJobsAsync(listedAt, cancellationToken).ConfigureAwait(false);
-                }
+                resourceVersion ??= await ListPodsAsync(Now, cancellationToken).ConfigureAwait(false);
 
                 var gone = false;
                 void OnError(Exception ex)
@@ -776,41 +780,24 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
                     }
                     else
                     {
-                        LogWatchError(kind, ex.Message);
+                        LogWatchError(ex.Message);
                     }
                 }
 
-                var version = resourceVersion;
-                if (pods)
-                {
-                    var watch = _client.CoreV1.ListNamespacedPodWithHttpMessagesAsync(
-                        Namespace, allowWatchBookmarks: true, labelSelector: _manifests.JobSelector,
-                        resourceVersion: version, timeoutSeconds: 300, watch: true, cancellationToken: cancellationToken);
+                var watch = _client.CoreV1.ListNamespacedPodWithHttpMessagesAsync(
+                    Namespace, allowWatchBookmarks: true, labelSelector: _manifests.JobSelector,
+                    resourceVersion: resourceVersion, timeoutSeconds: 300, watch: true, cancellationToken: cancellationToken);
 #pragma warning disable CS0618 // The client's only async-enumerable watch; its replacement is not released yet.
-                    await foreach (var (type, pod) in watch.WatchAsync<V1Pod, V1PodList>(OnError, cancellationToken).ConfigureAwait(false))
+                await foreach (var (type, pod) in watch.WatchAsync<V1Pod, V1PodList>(OnError, cancellationToken).ConfigureAwait(false))
 #pragma warning restore CS0618
-                    {
-                        resourceVersion = pod.Metadata?.ResourceVersion ?? resourceVersion;
-                        OnPod(type, pod);
-                    }
-                }
-                else
                 {
-                    var watch = _client.BatchV1.ListNamespacedJobWithHttpMessagesAsync(
-                        Namespace, allowWatchBookmarks: true, labelSelector: _manifests.JobSelector,
-                        resourceVersion: version, timeoutSeconds: 300, watch: true, cancellationToken: cancellationToken);
-#pragma warning disable CS0618 // As above.
-                    await foreach (var (type, job) in watch.WatchAsync<V1Job, V1JobList>(OnError, cancellationToken).ConfigureAwait(false))
-#pragma warning restore CS0618
-                    {
-                        resourceVersion = job.Metadata?.ResourceVersion ?? resourceVersion;
-                        OnJob(type, job);
-                    }
+                    resourceVersion = pod.Metadata?.ResourceVersion ?? resourceVersion;
+                    OnPod(type, pod);
                 }
 
                 if (gone)
                 {
-                    LogRelist(kind);
+                    LogRelist();
                     resourceVersion = null;
                 }
             }
@@ -821,7 +808,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             catch (Exception ex)
             {
                 // Any failure: start over with a fresh list, which the core reconciles against what it knows.
-                LogWatchError(kind, ex.Message);
+                LogWatchError(ex.Message);
                 resourceVersion = null;
                 try
                 {
@@ -835,40 +822,14 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         }
     }
 
-    private async Task<string> ListJobsAsync(long listedAt, CancellationToken cancellationToken)
-    {
-        var list = await _client.BatchV1.ListNamespacedJobAsync(
-            Namespace, labelSelector: _manifests.JobSelector, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var snapshot = list.Items.Select(Observations.Of).OfType<JobState.Observation>().ToArray();
-        Apply(Lifecycle.Resynced(pods: false, snapshot, listedAt, Now));
-        return list.Metadata.ResourceVersion;
-    }
-
     private async Task<string> ListPodsAsync(long listedAt, CancellationToken cancellationToken)
     {
         var list = await _client.CoreV1.ListNamespacedPodAsync(
             Namespace, labelSelector: _manifests.JobSelector, cancellationToken: cancellationToken).ConfigureAwait(false);
         var now = Now;
-        var snapshot = list.Items.Select(p => Observations.Of(p, now)).OfType<JobState.Observation>().ToArray();
-        Apply(Lifecycle.Resynced(pods: true, snapshot, listedAt, now));
+        var snapshot = list.Items.Select(p => Observations.Of(p, now)).OfType<JobState.PodFacts>().ToArray();
+        Apply(Lifecycle.Resynced(snapshot, listedAt, now));
         return list.Metadata.ResourceVersion;
-    }
-
-    private void OnJob(WatchEventType type, V1Job job)
-    {
-        if (type is WatchEventType.Bookmark or WatchEventType.Error || Observations.JobId(job.Metadata) is not { } id)
-        {
-            return;
-        }
-
-        if (type == WatchEventType.Deleted)
-        {
-            Apply(Lifecycle.JobRemoved(id, Now));
-        }
-        else if (Observations.Of(job) is { } observation)
-        {
-            Apply(Lifecycle.Observed(observation, Now));
-        }
     }
 
     private void OnPod(WatchEventType type, V1Pod pod)
@@ -925,10 +886,18 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cleaning node {Node} failed: {Error}")]
     private partial void LogCleanupFailed(string node, string error);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "The {Kind} watch failed: {Error}")]
-    private partial void LogWatchError(string kind, string error);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The pod watch failed: {Error}")]
+    private partial void LogWatchError(string error);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "The {Kind} watch expired (410 Gone): listing again")]
-    private partial void LogRelist(string kind);
+    [LoggerMessage(Level = LogLevel.Information, Message = "The pod watch expired (410 Gone): listing again")]
+    private partial void LogRelist();
 
+    /// <summary>What a job waiting for its create call keeps: its inputs, not its manifest.</summary>
+    private sealed record PendingCreate(
+        string Command,
+        JobDescription Job,
+        KubernetesResourcesView Resources,
+        JobState.JobRequest Request,
+        KeyValuePair<string, string>[] BatchEnvironment,
+        KeyValuePair<string, string>[] JobEnvironment);
 }

@@ -74,16 +74,15 @@ type Sut() =
 
         this.Apply(
             Event.Observed(
-                Observation.Pod
-                    { job = id
-                      pod = $"pod-{id}"
-                      node = Some "node-a"
-                      phase = phase
-                      reason = reason
-                      message = None
-                      unschedulable = None
-                      container = container
-                      deleting = false },
+                { job = id
+                  pod = $"pod-{id}"
+                  node = Some "node-a"
+                  phase = phase
+                  reason = reason
+                  message = None
+                  unschedulable = None
+                  container = container
+                  deleting = false },
                 this.Now
             )
         )

@@ -15,10 +15,8 @@ type Cmd =
     | CreateReturns of pick: int
     | CreateFails of pick: int
     | PodSeen of pick: int * podSuffix: int * node: int * state: int * exitCode: int
-    | JobSeen of pick: int * failed: bool * deleting: bool
     | PodRemoved of pick: int * podSuffix: int
-    | JobRemoved of pick: int
-    | Resync of kind: bool * picks: int list * listedBack: int
+    | Resync of picks: int list * listedBack: int
     | LoseNode of node: int
     | Advance of ms: int
     | Collect
@@ -87,33 +85,15 @@ let toEvent (model: Model) (now: Millis) (history: Event list) (cmd: Cmd) : Even
     | CreateReturns p -> Some(Event.Created(pick model p, now)), now
     | CreateFails p -> Some(Event.CreateFailed(pick model p, "quota exceeded", now)), now
     | PodSeen(p, suffix, node, state, exitCode) ->
-        Some(Event.Observed(Observation.Pod(podFacts model p suffix node state exitCode now), now)), now
-    | JobSeen(p, failed, deleting) ->
-        let facts =
-            { job = pick model p
-              failed = (if failed then Some("BackoffLimitExceeded", "failed") else None)
-              deleting = deleting }
-
-        Some(Event.Observed(Observation.Job facts, now)), now
+        Some(Event.Observed(podFacts model p suffix node state exitCode now, now)), now
     | PodRemoved(p, suffix) ->
         let id = pick model p
-        Some(Event.Removed(Kind.Pod, id, Some(podName id suffix), now)), now
-    | JobRemoved p -> Some(Event.Removed(Kind.Job, pick model p, None, now)), now
-    | Resync(isJob, picks, back) ->
+        Some(Event.Removed(id, podName id suffix, now)), now
+    | Resync(picks, back) ->
         let snapshot =
-            picks
-            |> List.distinct
-            |> List.map (fun p ->
-                if isJob then
-                    Observation.Job
-                        { job = pick model p
-                          failed = None
-                          deleting = false }
-                else
-                    Observation.Pod(podFacts model p 0 1 3 0 now))
+            picks |> List.distinct |> List.map (fun p -> podFacts model p 0 1 3 0 now)
 
-        Some(Event.Resynced((if isJob then Kind.Job else Kind.Pod), snapshot, now - int64 (abs back % 3_000), now)),
-        now
+        Some(Event.Resynced(snapshot, now - int64 (abs back % 3_000), now)), now
     | LoseNode n -> Some(Event.NodeLost(nodeName n, now)), now
     | Advance ms ->
         let now = now + int64 (abs ms % 4_000)
@@ -144,10 +124,8 @@ let cmdGen: Gen<Cmd> =
               let! code = Gen.elements [ 0; 0; 1; 42; 255 ]
               return PodSeen(p, suffix, node, state, code)
           }
-          2, Gen.map3 (fun p f d -> JobSeen(p, f, d)) small (Gen.elements [ false; false; true ]) (Gen.elements [ false; false; false; true ])
-          1, Gen.map2 (fun p s -> PodRemoved(p, s)) small (Gen.choose (0, 1))
-          1, Gen.map JobRemoved small
-          1, Gen.map3 (fun k ps b -> Resync(k, ps, b)) (Gen.elements [ false; true ]) (Gen.listOf small) (Gen.choose (0, 3_000))
+          2, Gen.map2 (fun p s -> PodRemoved(p, s)) small (Gen.choose (0, 1))
+          1, Gen.map2 (fun ps b -> Resync(ps, b)) (Gen.listOf small) (Gen.choose (0, 3_000))
           1, Gen.map LoseNode (Gen.choose (0, 2))
           4, Gen.map Advance (Gen.choose (0, 4_000))
           4, Gen.constant Collect
@@ -408,6 +386,69 @@ let ``a pod stuck past the timeout ends in exactly one failure naming why`` () =
                 not stillStuck && expiredRight
             | _ -> true))
 
+/// One job created (or adopted) at t0, maybe seen as a Pending pod `podAfter` ms later, then a tick `wait` ms after t0.
+let private noPodCase (adopt: bool) (wait: Millis) (podAfter: Millis option) =
+    let t0 = 1_000_000L
+    // The pod arrives (Pending, nothing waiting) before the tick, or never.
+    let podAt = podAfter |> Option.filter (fun d -> d <= wait)
+
+    let created =
+        if adopt then
+            fst (step (initial config) (Event.Adopted(1, request 1 100, t0)))
+        else
+            let m, _ = step (initial config) (Event.Issued(1, request 1 100, t0 - 5L))
+            fst (step m (Event.Created(1, t0)))
+
+    let seen =
+        match podAt with
+        | Some d ->
+            let pod =
+                { job = 1
+                  pod = "job-1-pod-0"
+                  node = None
+                  phase = PodPhase.Pending
+                  reason = None
+                  message = None
+                  unschedulable = None
+                  container = Container.NotCreated
+                  deleting = false }
+
+            fst (step created (Event.Observed(pod, t0 + d)))
+        | None -> created
+
+    let _, effects = step seen (Event.Tick(t0 + wait))
+
+    let ended =
+        effects
+        |> List.choose (function
+            | Effect.Ended(r, _) -> Some r
+            | _ -> None)
+
+    let shouldEnd = podAt.IsNone && wait >= config.podTimeout
+
+    match ended with
+    | [] -> not shouldEnd |> Prop.label "a job without a pod outlived the pod timeout"
+    | [ r ] ->
+        (shouldEnd |> Prop.label "a job ended before the pod timeout, or after its pod appeared")
+        .&. ((r.reason = ExitReason.Error && r.exitStatus = ExitStatusUnavailable)
+             |> Prop.label $"reason {r.reason}")
+        .&. (r.message
+             |> Option.exists (fun m -> m.StartsWith NoPodYet && m.Contains "pod timeout")
+             |> Prop.label $"message {r.message}")
+        .&. (r.wallTime >= config.podTimeout |> Prop.label $"wall time {r.wallTime}")
+    | _ -> false |> Prop.label $"{ended.Length} results for one job"
+
+[<CoreProperty>]
+let ``a created job whose pod never appears ends with Error once the pod timeout has passed since its creation`` () =
+    let cases =
+        Gen.zip3
+            (Gen.elements [ false; true ])
+            (Gen.choose (0, 12_000))
+            (Gen.frequency [ 1, Gen.constant None; 1, Gen.map Some (Gen.choose (0, 12_000)) ])
+
+    Prop.forAll (Arb.fromGen cases) (fun (adopt, wait, podAfter) ->
+        noPodCase adopt (int64 wait) (podAfter |> Option.map int64))
+
 [<CoreProperty>]
 let ``node cleanup happens exactly once each time a node's last job leaves`` () =
     forHistories (fun traces ->
@@ -432,18 +473,16 @@ let ``node cleanup happens exactly once each time a node's last job leaves`` () 
                 let observed =
                     match t.event with
                     | Event.Observed(o, _) -> [ o ]
-                    | Event.Resynced(_, snapshot, _, _) -> snapshot
+                    | Event.Resynced(snapshot, _, _) -> snapshot
                     | _ -> []
 
                 observed
-                |> List.choose (function
-                    | Observation.Pod p ->
-                        match t.before.jobs.TryFind p.job, p.node with
-                        | Some({ node = None
-                                 phase = Phase.Creating | Phase.Created _ | Phase.Running _ } as job),
-                          Some n when job.pod.IsNone || job.pod = Some p.pod -> Some n
-                        | _ -> None
-                    | Observation.Job _ -> None)
+                |> List.choose (fun p ->
+                    match t.before.jobs.TryFind p.job, p.node with
+                    | Some({ node = None
+                             phase = Phase.Creating | Phase.Created _ | Phase.Running _ } as job),
+                      Some n when job.pod.IsNone || job.pod = Some p.pod -> Some n
+                    | _ -> None)
                 |> Set.ofList
 
             let occupied n = liveOn t.before n > 0 || entered.Contains n

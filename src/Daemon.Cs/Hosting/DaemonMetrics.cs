@@ -26,7 +26,7 @@ public sealed class DaemonMetrics : IKubernetesCallObserver
         _requests = factory.CreateCounter(
             "hybridbatch_kubernetes_requests_total", "Kubernetes API calls by verb, resource and outcome.", "verb", "resource", "outcome");
         _retries = factory.CreateCounter("hybridbatch_kubernetes_retries_total", "Retried Kubernetes API calls by verb and resource.", "verb", "resource");
-        _watchRestarts = factory.CreateCounter("hybridbatch_watch_restarts_total", "Watches of Jobs and pods that ended and were started again.");
+        _watchRestarts = factory.CreateCounter("hybridbatch_watch_restarts_total", "Pod watches that ended and were started again.");
         _detection = factory.CreateHistogram(
             "hybridbatch_detection_latency_seconds",
             "Time from a task's last executor ending (as the container's clock says, to the second) to the daemon recording it.",

@@ -4,7 +4,7 @@ using k8s.Models;
 
 namespace HybridBatch.Translation;
 
-/// <summary>Translates Kubernetes Jobs and pods into the core's observations. Translation only: no decisions.</summary>
+/// <summary>Translates Kubernetes pods into the core's observations. Translation only: no decisions.</summary>
 internal static class Observations
 {
     /// <summary>The job id on an object of this run, from its label (never parsed out of a name).</summary>
@@ -21,7 +21,7 @@ internal static class Observations
     /// <summary>What a pod says about its job, or null when the pod carries no job id.</summary>
     /// <param name="pod">The pod.</param>
     /// <param name="nowMs">The time to assume for a start the pod does not state.</param>
-    public static JobState.Observation? Of(V1Pod pod, long nowMs)
+    public static JobState.PodFacts? Of(V1Pod pod, long nowMs)
     {
         if (JobId(pod.Metadata) is not { } id)
         {
@@ -68,17 +68,5 @@ internal static class Observations
         }
 
         return Lifecycle.NotCreated;
-    }
-
-    /// <summary>What a Job says about its job, or null when the Job carries no job id.</summary>
-    public static JobState.Observation? Of(V1Job job)
-    {
-        if (JobId(job.Metadata) is not { } id)
-        {
-            return null;
-        }
-
-        var failed = job.Status?.Conditions?.FirstOrDefault(c => c is { Type: "Failed", Status: "True" });
-        return Lifecycle.Job(id, failed?.Reason ?? (failed is null ? null : "Failed"), failed?.Message, job.Metadata.DeletionTimestamp is not null);
     }
 }

@@ -110,6 +110,57 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task A_Job_whose_pod_is_refused_fails_with_Error_after_the_pod_timeout_naming_the_cause()
+    {
+        // A LimitRange makes admission refuse containers over 500 cores: the Job exists, but its controller can never
+        // create the pod, so no pod event ever comes. (Explicit defaults keep other pods of the namespace unchanged.)
+        using var admin = Admin.Client();
+        var name = "hb-refuse-" + Guid.NewGuid().ToString("N")[..6];
+        var small = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("100m") };
+        await admin.CoreV1.CreateNamespacedLimitRangeAsync(
+            new V1LimitRange
+            {
+                Metadata = new V1ObjectMeta { Name = name },
+                Spec = new V1LimitRangeSpec
+                {
+                    Limits =
+                    [
+                        new V1LimitRangeItem
+                        {
+                            Type = "Container",
+                            Max = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500") },
+                            DefaultProperty = small,
+                            DefaultRequest = small,
+                        },
+                    ],
+                },
+            },
+            cluster.Namespace);
+        var system = await StartAsync(o =>
+        {
+            o.PodTimeout = 5;
+            o.MaxCores = 10_000;
+        });
+        try
+        {
+            var id = await system.IssueBatchJobAsync("true", Batch.Job("refused", cores: 1000));
+            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(90));
+            output.WriteLine($"[refused pod] {info.ExitReason}: {info.Message}");
+            Assert.Equal(id, info.JobId);
+            Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
+            Assert.Contains("no pod appeared", info.Message);
+            Assert.Contains("pod timeout", info.Message);
+            Assert.True(info.WallTime >= TimeSpan.FromSeconds(5));
+            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.JobsOfRunAsync(cluster, system.RunId)).Count == 0, TimeSpan.FromSeconds(30)));
+        }
+        finally
+        {
+            await EndAsync(system);
+            await admin.CoreV1.DeleteNamespacedLimitRangeAsync(name, cluster.Namespace);
+        }
+    }
+
+    [Fact]
     public async Task A_Job_deleted_by_someone_else_is_reported_Lost_once()
     {
         var system = await StartAsync();
