@@ -174,7 +174,7 @@ internal static class Micro
         }
 
         var afterManifests = GC.GetTotalMemory(forceFullCollection: true);
-        Console.WriteLine($"a queued job's V1Job manifest (the shape the batch system keeps until its create call): {(afterManifests - before) / n} bytes");
+        Console.WriteLine($"a V1Job manifest of this shape (built when its create call starts, not kept while the job waits): {(afterManifests - before) / n} bytes");
         GC.KeepAlive(manifests);
         manifests = null!;
 

@@ -387,19 +387,6 @@ let private markCreated (model: Model) (job: Job) at =
     | Phase.Running _
     | Phase.Ended _ -> model, job
 
-/// Place the job on the node its pod reports, once.
-let private enterNode (model: Model) (job: Job) (node: string option) =
-    match job.node, node with
-    | None, Some n when not (isEnded job) ->
-        let job = { job with node = Some n }
-
-        let model =
-            { model with
-                nodes = model.nodes.Add(n, (model.nodes.TryFind n |> Option.defaultValue 0) + 1) }
-
-        put model job, job
-    | _ -> model, job
-
 let private describe (reason: string) (message: string option) =
     match message with
     | Some m when m <> "" -> $"{reason}: {m}"
@@ -418,27 +405,65 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
         // evicted or deleted and the Job controller replaced it.
         lose model job $"pod {bound} was replaced by {pod.pod}: the first pod was evicted or deleted" at effects
     | _ ->
-        let model, job = markCreated model job at
+        // What the observation changes is computed first and the job stored once at the end: each store into the
+        // jobs map copies a path of it, and this runs for every pod event.
+        let wasStuck =
+            match job.phase with
+            | Phase.Created(_, Some _) -> true
+            | Phase.Queued
+            | Phase.Creating
+            | Phase.Created(_, None)
+            | Phase.Running _
+            | Phase.Ended _ -> false
 
-        let model, job =
-            match job.pod with
-            | Some _ -> model, job
-            | None ->
-                // Its pod appeared: the no-pod clock stops; the pod's own waiting reasons (below) start theirs.
-                let phase =
-                    match job.phase with
-                    | Phase.Created(createdAt, Some _) -> Phase.Created(createdAt, None)
-                    | phase -> phase
+        // Its pod appeared (perhaps before its create call returned): the no-pod clock stops; the pod's own waiting
+        // reasons (below) start theirs.
+        let phase =
+            match job.phase with
+            | Phase.Creating -> Phase.Created(at, None)
+            | Phase.Created(createdAt, Some _) when job.pod.IsNone -> Phase.Created(createdAt, None)
+            | phase -> phase
 
-                let job =
-                    { job with
-                        pod = Some pod.pod
-                        podSeenAt = Some at
-                        phase = phase }
+        let entering =
+            match job.node, pod.node with
+            | None, Some n -> Some n
+            | _ -> None
 
-                { put model job with stuck = model.stuck.Remove job.id }, job
+        let job =
+            { job with
+                phase = phase
+                pod = Some pod.pod
+                podSeenAt = (if job.podSeenAt.IsSome then job.podSeenAt else Some at)
+                node = (if entering.IsSome then entering else job.node) }
 
-        let model, job = enterNode model job pod.node
+        let model =
+            match entering with
+            | Some n ->
+                { model with
+                    nodes = model.nodes.Add(n, (model.nodes.TryFind n |> Option.defaultValue 0) + 1) }
+            | None -> model
+
+        /// Store the job with its new phase; `stuck` lists it exactly when the phase says it is stuck.
+        let store (phase: Phase) =
+            let isStuck =
+                match phase with
+                | Phase.Created(_, Some _) -> true
+                | Phase.Queued
+                | Phase.Creating
+                | Phase.Created(_, None)
+                | Phase.Running _
+                | Phase.Ended _ -> false
+
+            let stuck =
+                match wasStuck, isStuck with
+                | false, true -> model.stuck.Add job.id
+                | true, false -> model.stuck.Remove job.id
+                | _ -> model.stuck
+
+            { model with
+                jobs = model.jobs.Add(job.id, { job with phase = phase })
+                stuck = stuck },
+            effects
 
         match pod.reason, pod.container with
         | Some("Evicted" | "NodeLost" | "Shutdown" | "Terminated" as reason), _ ->
@@ -466,8 +491,7 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
                 | ExitReason.Error -> message
 
             finish model job code exitReason wall message false effects
-        | _, _ when pod.deleting ->
-            lose model job (deletedEarly pod.pod) at effects
+        | _, _ when pod.deleting -> lose model job (deletedEarly pod.pod) at effects
         | _, (Container.NotCreated | Container.Waiting _ | Container.Running _) when
             pod.phase = PodPhase.Succeeded
             ->
@@ -483,15 +507,9 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
                 false
                 effects
         | _, Container.Running startedAt ->
-            let job =
-                match job.phase with
-                | Phase.Created(createdAt, _) -> { job with phase = Phase.Running(createdAt, startedAt) }
-                | Phase.Queued
-                | Phase.Creating
-                | Phase.Running _
-                | Phase.Ended _ -> job
-
-            { put model job with stuck = model.stuck.Remove job.id }, effects
+            match job.phase with
+            | Phase.Created(createdAt, _) -> store (Phase.Running(createdAt, startedAt))
+            | phase -> store phase
         | _, (Container.NotCreated | Container.Waiting _) ->
             let waiting =
                 match pod.unschedulable, pod.container with
@@ -501,18 +519,11 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
                 | None, _ -> None
 
             match job.phase, waiting with
-            | Phase.Created(createdAt, None), Some why ->
-                { put model { job with phase = Phase.Created(createdAt, Some(why, at)) } with
-                    stuck = model.stuck.Add job.id },
-                effects
-            | Phase.Created(createdAt, Some(_, since)), Some why ->
-                // The cause may change (ErrImagePull → ImagePullBackOff); the clock keeps running.
-                put model { job with phase = Phase.Created(createdAt, Some(why, since)) }, effects
-            | Phase.Created(createdAt, Some _), None ->
-                { put model { job with phase = Phase.Created(createdAt, None) } with
-                    stuck = model.stuck.Remove job.id },
-                effects
-            | _ -> model, effects
+            | Phase.Created(createdAt, None), Some why -> store (Phase.Created(createdAt, Some(why, at)))
+            // The cause may change (ErrImagePull → ImagePullBackOff); the clock keeps running.
+            | Phase.Created(createdAt, Some(_, since)), Some why -> store (Phase.Created(createdAt, Some(why, since)))
+            | Phase.Created(createdAt, Some _), None -> store (Phase.Created(createdAt, None))
+            | phase, _ -> store phase
 
 /// Delete an object of this run that the model no longer tracks (killed while being created, or left over).
 let private deleteUntracked (model: Model) (id: JobId) (effects: Effect list) =
