@@ -8,7 +8,7 @@ namespace HybridBatch.Bench;
 /// <summary>
 /// The benchmark harness. Commands:
 /// <c>micro</c> (BenchmarkDotNet micro-benchmarks of the core),
-/// <c>scenario NAME [--reps N] [--run-id ID]</c> (one end-to-end scenario, HybridBatch and the baseline alternating),
+/// <c>scenario NAME… [--reps N] [--run-id ID]</c> (end-to-end scenarios, HybridBatch and the baseline alternating),
 /// <c>report</c> (latest.json, latest.md, latest.png from the result files),
 /// <c>fake-kubelet --nodes N [--prefix P]</c> (simulated nodes until standard input closes),
 /// <c>cleanup</c> (remove fake nodes and leftover benchmark objects).
@@ -132,19 +132,35 @@ internal static class Program
 
             case "scenario" when args.Length >= 2:
                 {
-                    if (Scenario.Find(args[1]) is not { } scenario)
+                    // Several scenarios may run in one process: the real node is warmed up once for all of them.
+                    var names = args.Skip(1).TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
+                    var scenarios = names.Select(n => (Name: n, Scenario: Scenario.Find(n))).ToList();
+                    if (scenarios.FirstOrDefault(s => s.Scenario is null) is { Name: { } unknown })
                     {
-                        Console.Error.WriteLine($"unknown scenario '{args[1]}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N");
+                        Console.Error.WriteLine($"unknown scenario '{unknown}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N");
                         return 2;
                     }
 
-                    var reps = Option(args, "--reps") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : scenario.Jobs <= 1 ? 2 : 1;
                     var runId = Option(args, "--run-id") ?? DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
-                    var idleSeconds = Option(args, "--idle-seconds") is { } idle ? int.Parse(idle, CultureInfo.InvariantCulture) : scenario.IdleSeconds;
-                    var result = await RunScenarioAsync(new Cluster(repo), scenario with { IdleSeconds = idleSeconds }, reps, cancel.Token).ConfigureAwait(false);
-                    Report.Append(results, runId, result);
+                    var cluster = new Cluster(repo);
+                    var warmedRealNode = false;
+                    foreach (var (name, found) in scenarios)
+                    {
+                        var scenario = found!;
+                        var reps = Option(args, "--reps") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : scenario.Jobs <= 1 ? 2 : 1;
+                        var idleSeconds = Option(args, "--idle-seconds") is { } idle ? int.Parse(idle, CultureInfo.InvariantCulture) : scenario.IdleSeconds;
+                        if (scenarios.Count > 1)
+                        {
+                            Console.WriteLine($"== {name} ({DateTime.UtcNow:HH:mm:ss})");
+                        }
+
+                        var result = await RunScenarioAsync(cluster, scenario with { IdleSeconds = idleSeconds }, reps, warmUp: scenario.OnFakeNodes || !warmedRealNode, cancel.Token).ConfigureAwait(false);
+                        warmedRealNode |= !scenario.OnFakeNodes;
+                        Report.Append(results, runId, result);
+                        Console.WriteLine(result.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                    }
+
                     Report.Latest(results);
-                    Console.WriteLine(result.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                     return 0;
                 }
 
@@ -172,7 +188,7 @@ internal static class Program
         return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 
-    private static async Task<JsonObject> RunScenarioAsync(Cluster cluster, Scenario scenario, int reps, CancellationToken cancellationToken)
+    private static async Task<JsonObject> RunScenarioAsync(Cluster cluster, Scenario scenario, int reps, bool warmUp, CancellationToken cancellationToken)
     {
         using var admin = Cluster.Raw(cluster.AdminKubeconfig);
         var settings = cluster.Settings();
@@ -191,11 +207,14 @@ internal static class Program
             }
 
             // Warm up both sides with one unrecorded job each (JIT, TLS, the first scheduling on the nodes), so that
-            // whichever side runs first does not pay the process's cold start.
-            var warm = scenario with { Jobs = 1, Command = "true", Idle = false };
-            await HybridSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
-            await BaselineSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
-            Console.WriteLine("  warmed up");
+            // whichever side runs first does not pay the process's cold start; once per process on the real node.
+            if (warmUp)
+            {
+                var warm = scenario with { Jobs = 1, Command = "true", Idle = false };
+                await HybridSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+                await BaselineSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+                Console.WriteLine("  warmed up");
+            }
 
             var hybrid = new List<SideResult>();
             var baseline = new List<SideResult>();

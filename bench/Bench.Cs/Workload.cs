@@ -23,6 +23,7 @@ internal sealed record Scenario(string Name, int Jobs, string Command, int FakeN
         new("fake10-sleep1-1000", 1000, "sleep 1", 10),
         new("idle-fake10-1000", 1000, "sleep 3600", 10, Idle: true),
         new("fake10-sleep1-10000", 10000, "sleep 1", 10),
+        new("idle-fake10-10000", 10000, "sleep 3600", 10, Idle: true),
         new("fake100-sleep1-1000", 1000, "sleep 1", 100),
         new("real-true-1000", 1000, "true", 0),
         new("real-sleep1-1000", 1000, "sleep 1", 0),
