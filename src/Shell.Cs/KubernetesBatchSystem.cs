@@ -353,6 +353,9 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             }
         }
 
+        // Checked now, so a bad label is the caller's error at once; copied, since the caller may change it later.
+        var placement = JobManifests.PlacementOf(job, resources!);
+
         // The batch environment as it is now (SetEnv applies to jobs issued later), shared by every job issued
         // until it changes; the job's own variables win.
         var batchEnvironment = Volatile.Read(ref _environmentSnapshot);
@@ -366,7 +369,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             var request = Lifecycle.Request(
                 Names.JobName(Owner, RunId, id), Pool.Millicores(job.Cores), job.Memory, job.Disk);
             // Only the inputs wait in the queue; the manifest (several KB) is built when its create call starts.
-            _toCreate[id] = new PendingCreate(command, job, resources!, request, batchEnvironment, jobVariables);
+            _toCreate[id] = new PendingCreate(command, job, resources!, request, batchEnvironment, jobVariables, placement);
             effects = Step(Lifecycle.Issued(id, request, Now));
         }
 
@@ -620,8 +623,21 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
                 return; // killed while waiting for a slot
             }
 
-            var manifest = _manifests.Build(
-                id, pending.Command, pending.Job, pending.Resources, pending.Request, pending.BatchEnvironment.Concat(pending.JobEnvironment));
+            V1Job manifest;
+            try
+            {
+                manifest = _manifests.Build(
+                    id, pending.Command, pending.Job, pending.Resources, pending.Request, pending.BatchEnvironment.Concat(pending.JobEnvironment), pending.Placement);
+            }
+            catch (ArgumentException ex)
+            {
+                // Everything was checked when the job was issued; should building still fail, the job ends with the
+                // reason instead of staying in the queue for ever.
+                LogCreateFailed(id, ex.Message);
+                Apply(Lifecycle.CreateFailed(id, $"the Job's manifest could not be built: {ex.Message}", Now));
+                return;
+            }
+
             // The name is deterministic, so a create retried after an ambiguous failure ends in 409 = already created.
             await _client.BatchV1.CreateNamespacedJobAsync(manifest, Namespace, cancellationToken: _stopping.Token)
                 .AllowingAlreadyDoneAsync().ConfigureAwait(false);
@@ -899,5 +915,6 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         KubernetesResourcesView Resources,
         JobState.JobRequest Request,
         KeyValuePair<string, string>[] BatchEnvironment,
-        KeyValuePair<string, string>[] JobEnvironment);
+        KeyValuePair<string, string>[] JobEnvironment,
+        Placement Placement);
 }

@@ -66,13 +66,15 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     /// <param name="resources">The requests and limits the core computed.</param>
     /// <param name="request">The pool request, kept on the Job for re-attaching.</param>
     /// <param name="environment">The container environment, in order (later names win).</param>
+    /// <param name="placement">The job's placement, from <see cref="PlacementOf"/> when the job was issued.</param>
     public V1Job Build(
         int id,
         string command,
         JobDescription job,
         KubernetesResourcesView resources,
         JobState.JobRequest request,
-        IEnumerable<KeyValuePair<string, string>> environment)
+        IEnumerable<KeyValuePair<string, string>> environment,
+        Placement placement)
     {
         var name = Names.JobName(owner, runId, id);
         var labels = Labels(id);
@@ -117,22 +119,6 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
             AutomountServiceAccountToken = options.ServiceAccount is not null,
         };
 
-        // The job's placement is the caller's object, shared between jobs: place a copy.
-        var placement = new Placement();
-        if (job.Placement is { } given)
-        {
-            Copy(given.RequiredLabels, placement.RequiredLabels);
-            Copy(given.DesiredLabels, placement.DesiredLabels);
-            Copy(given.ProhibitedLabels, placement.ProhibitedLabels);
-            Copy(given.ToleratedTaints, placement.ToleratedTaints);
-        }
-
-        placement.SetPreemptible(job.Preemptible);
-        foreach (var (key, value) in resources.RequiredNodeLabels)
-        {
-            placement.RequiredLabels[key] = [value];
-        }
-
         placement.Apply(spec);
 
         return new V1Job
@@ -151,6 +137,35 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
                 },
             },
         };
+    }
+
+    /// <summary>
+    /// The placement a job's pod gets: a copy of the caller's (an object shared between jobs, which may change after
+    /// the job is issued), with the job's preemptibility and the node labels its accelerators need.
+    /// </summary>
+    /// <param name="job">The job.</param>
+    /// <param name="resources">The requests the core computed.</param>
+    /// <returns>The placement, checked.</returns>
+    /// <exception cref="ArgumentException">A label or taint is not valid Kubernetes syntax; the message names it.</exception>
+    public static Placement PlacementOf(JobDescription job, KubernetesResourcesView resources)
+    {
+        var placement = new Placement();
+        if (job.Placement is { } given)
+        {
+            Copy(given.RequiredLabels, placement.RequiredLabels);
+            Copy(given.DesiredLabels, placement.DesiredLabels);
+            Copy(given.ProhibitedLabels, placement.ProhibitedLabels);
+            Copy(given.ToleratedTaints, placement.ToleratedTaints);
+        }
+
+        placement.SetPreemptible(job.Preemptible);
+        foreach (var (key, value) in resources.RequiredNodeLabels)
+        {
+            placement.RequiredLabels[key] = [value];
+        }
+
+        placement.Apply(new V1PodSpec());
+        return placement;
     }
 
     private static void Copy(IDictionary<string, IReadOnlyList<string>> from, IDictionary<string, IReadOnlyList<string>> to)

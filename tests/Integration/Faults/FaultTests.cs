@@ -126,8 +126,8 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             await ClusterControl.CompactAsync(output);
 
             // The API server's watch cache still holds recent versions after an etcd compaction, so a resumed watch may
-            // well be served; expire the first resumed watch of each kind as the server does once it no longer can.
-            expiring.Arm("pods", "jobs");
+            // well be served; expire the first resumed pod watch as the server does once it no longer can.
+            expiring.Arm("pods");
             relay.Resume();
             var cleared = DateTime.UtcNow;
             Note(run, "relay resumed");
@@ -136,7 +136,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
             var relists = run.Log.Count(l => l.Contains("410 Gone", StringComparison.Ordinal));
             Note(run, $"{expiring.Expired} watches answered 410 by the handler; {relists} relists after 410 logged");
-            Assert.True(relists >= 2, "the pod and Job watches were not both resumed from an expired resource version");
+            Assert.True(relists >= 1, "the pod watch was not resumed from an expired resource version");
             run.Check("watch resumed from an expired resourceVersion (relay paused 8 s, etcd compacted, 410 Expired on resume)", inFlight, run.FirstResultAfter(cleared));
         }
         finally
