@@ -392,6 +392,16 @@ let private describe (reason: string) (message: string option) =
     | Some m when m <> "" -> $"{reason}: {m}"
     | _ -> reason
 
+/// Whether a phase waits for a reason that may never clear (the pod timeout runs).
+let private isStuck (phase: Phase) =
+    match phase with
+    | Phase.Created(_, Some _) -> true
+    | Phase.Queued
+    | Phase.Creating
+    | Phase.Created(_, None)
+    | Phase.Running _
+    | Phase.Ended _ -> false
+
 /// Why a job whose pod was deleted before its container finished is lost. Deleting a Job deletes its pod too, so this
 /// is also what a Job deleted by someone else looks like.
 let private deletedEarly (pod: string) =
@@ -407,14 +417,7 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
     | _ ->
         // What the observation changes is computed first and the job stored once at the end: each store into the
         // jobs map copies a path of it, and this runs for every pod event.
-        let wasStuck =
-            match job.phase with
-            | Phase.Created(_, Some _) -> true
-            | Phase.Queued
-            | Phase.Creating
-            | Phase.Created(_, None)
-            | Phase.Running _
-            | Phase.Ended _ -> false
+        let wasStuck = isStuck job.phase
 
         // Its pod appeared (perhaps before its create call returned): the no-pod clock stops; the pod's own waiting
         // reasons (below) start theirs.
@@ -445,17 +448,8 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
 
         /// Store the job with its new phase; `stuck` lists it exactly when the phase says it is stuck.
         let store (phase: Phase) =
-            let isStuck =
-                match phase with
-                | Phase.Created(_, Some _) -> true
-                | Phase.Queued
-                | Phase.Creating
-                | Phase.Created(_, None)
-                | Phase.Running _
-                | Phase.Ended _ -> false
-
             let stuck =
-                match wasStuck, isStuck with
+                match wasStuck, isStuck phase with
                 | false, true -> model.stuck.Add job.id
                 | true, false -> model.stuck.Remove job.id
                 | _ -> model.stuck

@@ -12,6 +12,13 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     private async Task<KubernetesBatchSystem> StartAsync(Action<KubernetesBatchSystemOptions>? change = null) =>
         await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
 
+    /// <summary>A batch system that accepts jobs larger than any node and fails stuck ones after 5 s.</summary>
+    private Task<KubernetesBatchSystem> StartForHugeJobsAsync() => StartAsync(o =>
+    {
+        o.PodTimeout = 5;
+        o.MaxCores = 10_000;
+    });
+
     private static async Task EndAsync(KubernetesBatchSystem system)
     {
         await system.ShutdownAsync();
@@ -89,11 +96,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task A_pod_that_can_never_be_scheduled_fails_with_Error_after_the_pod_timeout()
     {
-        var system = await StartAsync(o =>
-        {
-            o.PodTimeout = 5;
-            o.MaxCores = 10_000;
-        });
+        var system = await StartForHugeJobsAsync();
         try
         {
             var id = await system.IssueBatchJobAsync("true", Batch.Job("huge", cores: 1000));
@@ -136,11 +139,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
                 },
             },
             cluster.Namespace);
-        var system = await StartAsync(o =>
-        {
-            o.PodTimeout = 5;
-            o.MaxCores = 10_000;
-        });
+        var system = await StartForHugeJobsAsync();
         try
         {
             var id = await system.IssueBatchJobAsync("true", Batch.Job("refused", cores: 1000));
