@@ -71,11 +71,11 @@ let jobName (owner: string) (runId: string) (id: int) : string =
     let suffix = $"{runTag runId}-{id}"
     let room = MaxLabelLength - suffix.Length - 1
     let owner = dnsPart owner
+    // Names must start with a letter for some tools: an owner that does not (or none) gets a prefix. Only the owner
+    // is ever shortened, never the run tag and id that make the name unique.
+    let owner = if owner.Length > 0 && Char.IsLetter owner[0] then owner else "hb-" + owner
     let owner = (if owner.Length > room then owner.Substring(0, max 0 room) else owner).Trim '-'
-
-    let name = if owner = "" then "hb-" + suffix else $"{owner}-{suffix}"
-    // Names must start with a letter for some tools; ids and digests start with anything.
-    if Char.IsLetter name[0] then name else "hb-" + name.Substring(0, min name.Length (MaxLabelLength - 3))
+    $"{owner}-{suffix}"
 
 /// The name of the Job that cleans a node's work directory for a run.
 let cleanupName (runId: string) (node: string) : string =
