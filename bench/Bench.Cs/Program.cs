@@ -60,54 +60,45 @@ internal static class Program
                     }
 
                     {
-                        // The same two watches on a raw client, nothing else.
+                        // The same pod watch on a raw client, nothing else.
                         using var raw = Cluster.Raw(cluster.Kubeconfig);
-                        using var stopWatches = new CancellationTokenSource();
-                        var watches = new[]
-                        {
-                        Task.Run(async () =>
+                        using var stopWatch = new CancellationTokenSource();
+                        var watch = Task.Run(async () =>
                         {
 #pragma warning disable CS0618 // The client's async-enumerable watch.
-                            await foreach (var _ in raw.CoreV1.ListNamespacedPodWithHttpMessagesAsync(Cluster.Namespace, labelSelector: "bench.hybridbatch.io/none", watch: true, allowWatchBookmarks: true, timeoutSeconds: 300, cancellationToken: stopWatches.Token).WatchAsync<k8s.Models.V1Pod, k8s.Models.V1PodList>(cancellationToken: stopWatches.Token))
-                            {
-                            }
-                        }),
-                        Task.Run(async () =>
-                        {
-                            await foreach (var _ in raw.BatchV1.ListNamespacedJobWithHttpMessagesAsync(Cluster.Namespace, labelSelector: "bench.hybridbatch.io/none", watch: true, allowWatchBookmarks: true, timeoutSeconds: 300, cancellationToken: stopWatches.Token).WatchAsync<k8s.Models.V1Job, k8s.Models.V1JobList>(cancellationToken: stopWatches.Token))
+                            await foreach (var _ in raw.CoreV1.ListNamespacedPodWithHttpMessagesAsync(Cluster.Namespace, labelSelector: "bench.hybridbatch.io/none", watch: true, allowWatchBookmarks: true, timeoutSeconds: 300, cancellationToken: stopWatch.Token).WatchAsync<k8s.Models.V1Pod, k8s.Models.V1PodList>(cancellationToken: stopWatch.Token))
 #pragma warning restore CS0618
                             {
                             }
-                        }),
-                    };
+                        });
                         await Task.Delay(TimeSpan.FromSeconds(3), cancel.Token).ConfigureAwait(false);
                         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
                         await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
-                        Console.WriteLine($"two raw watches: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
-                        await stopWatches.CancelAsync().ConfigureAwait(false);
+                        Console.WriteLine($"one raw pod watch: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                        await stopWatch.CancelAsync().ConfigureAwait(false);
                         try
                         {
-                            await Task.WhenAll(watches).ConfigureAwait(false);
+                            await watch.ConfigureAwait(false);
                         }
                         catch (OperationCanceledException)
                         {
                         }
                     }
 
+                    foreach (var periodMs in new[] { 10, 100 })
                     {
-                        // A periodic 1 s timer and a 10 ms one, as the batch system's tick and its rate limiter's refill.
-                        using var tick = new PeriodicTimer(TimeSpan.FromSeconds(1));
+                        // A token bucket alone, refilled at the step the batch system used before (10 ms) and uses now.
                         using var limiter = new System.Threading.RateLimiting.TokenBucketRateLimiter(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
                         {
                             TokenLimit = 400,
-                            TokensPerPeriod = 2,
-                            ReplenishmentPeriod = TimeSpan.FromMilliseconds(10),
+                            TokensPerPeriod = 2 * periodMs / 10,
+                            ReplenishmentPeriod = TimeSpan.FromMilliseconds(periodMs),
                             AutoReplenishment = true,
                             QueueLimit = 100,
                         });
                         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
                         await Task.Delay(TimeSpan.FromSeconds(seconds), cancel.Token).ConfigureAwait(false);
-                        Console.WriteLine($"token bucket refilled every 10 ms: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
+                        Console.WriteLine($"token bucket refilled every {periodMs} ms: {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds * 60 / seconds:F3} CPU s per minute");
                     }
 
                     var quiet = Process.GetCurrentProcess().TotalProcessorTime;
