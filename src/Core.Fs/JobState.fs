@@ -707,6 +707,23 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
 /// The transition function: the next model and the effects to perform, in order.
 let step (model: Model) (event: Event) : Model * Effect list =
     let model, effects = stepRev model event
+
+    let isCleanup =
+        function
+        | Effect.CleanupNode _ -> true
+        | _ -> false
+
+    // A node can empty and fill again within one step (a resync whose list both loses a job there and shows a newly
+    // launched one landing there): it is not empty, so it is not cleaned; the next job to leave it asks again.
+    let effects =
+        if List.exists isCleanup effects then
+            effects
+            |> List.filter (function
+                | Effect.CleanupNode node -> not (model.nodes.ContainsKey node)
+                | _ -> true)
+        else
+            effects
+
     model, List.rev effects
 
 /// Apply events in order, collecting every effect.

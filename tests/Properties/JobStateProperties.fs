@@ -449,6 +449,41 @@ let ``a created job whose pod never appears ends with Error once the pod timeout
     Prop.forAll (Arb.fromGen cases) (fun (adopt, wait, podAfter) ->
         noPodCase adopt (int64 wait) (podAfter |> Option.map int64))
 
+/// The case FsCheck found (shrunk): one resync both loses the last job on a node and shows a job that the loss let
+/// out of the queue landing on the same node. The node is never empty, so it must not be cleaned.
+[<Xunit.Fact>]
+let ``a node emptied and filled again within one resync is not cleaned`` () =
+    let t0 = 1_000_000L
+
+    let pod id name =
+        { job = id
+          pod = name
+          node = Some "node-1"
+          phase = PodPhase.Running
+          reason = None
+          message = None
+          unschedulable = None
+          container = Container.Running(t0 - 1_000L)
+          deleting = false }
+
+    let model, _ =
+        fold
+            (initial config)
+            [ Event.Issued(1, request 1 2_130, t0)
+              Event.Created(1, t0)
+              Event.Observed(pod 1 "job-1-a", t0)
+              // Too large to run beside job 1 (4,000 millicores in all): it waits in the queue.
+              Event.Issued(2, request 2 1_996, t0) ]
+
+    Xunit.Assert.Equal<int list>([ 2 ], model.queue |> List.ofSeq)
+
+    // Job 1's pod was replaced (job 1 is lost, node-1 empties, job 2 is launched) and job 2's pod is on node-1.
+    let after, effects =
+        step model (Event.Resynced([ pod 1 "job-1-b"; pod 2 "job-2-a" ], t0 + 500L, t0 + 1_000L))
+
+    Xunit.Assert.DoesNotContain(Effect.CleanupNode "node-1", effects)
+    Xunit.Assert.Equal(Some 1, after.nodes.TryFind "node-1")
+
 [<CoreProperty>]
 let ``node cleanup happens exactly once each time a node's last job leaves`` () =
     forHistories (fun traces ->
