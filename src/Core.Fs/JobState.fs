@@ -376,16 +376,8 @@ let NoPodYet =
 /// A job that exists in Kubernetes and whose pod has not appeared yet.
 let private createdWithoutPod (model: Model) (job: Job) (createdAt: Millis) =
     let job = { job with phase = Phase.Created(createdAt, Some(NoPodYet, createdAt)) }
-    { put model job with stuck = model.stuck.Add job.id }, job
+    { put model job with stuck = model.stuck.Add job.id }
 
-/// Record that the job exists in Kubernetes (its create returned, or its pod was seen first).
-let private markCreated (model: Model) (job: Job) at =
-    match job.phase with
-    | Phase.Creating -> createdWithoutPod model job at
-    | Phase.Queued
-    | Phase.Created _
-    | Phase.Running _
-    | Phase.Ended _ -> model, job
 
 let private describe (reason: string) (message: string option) =
     match message with
@@ -632,7 +624,7 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
         if model.shutDown || id < model.nextId then
             model, []
         else
-            let model, _ =
+            let model =
                 createdWithoutPod
                     { model with
                         nextId = id + 1
@@ -647,8 +639,10 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
 
         launch model effects
     | Event.Created(id, at) ->
+        // The job exists in Kubernetes; its pod may have been seen first, which already recorded that.
         match model.jobs.TryFind id with
-        | Some job -> fst (markCreated model job at), []
+        | Some({ phase = Phase.Creating } as job) -> createdWithoutPod model job at, []
+        | Some _ -> model, []
         | None -> deleteUntracked model id []
     | Event.CreateFailed(id, message, at) ->
         match model.jobs.TryFind id with
