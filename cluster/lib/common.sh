@@ -45,6 +45,34 @@ die() {
     exit 1
 }
 
+# Runs a command whose chatter is noise when it works (openssl's progress dots, apt-get source): its output is
+# kept and shown, with the command itself, only when it fails.
+quietly() {
+    local output status=0
+    output="$("$@" 2>&1)" || status=$?
+    if ((status != 0)); then
+        printf '%s\n' "$output" | tail -n 20 >&2
+        die "'$*' failed with exit status $status (its output is above)"
+    fi
+}
+
+# Any command that fails outside an explicit check ends the script under `set -e`; say which one, where, and with
+# what status, instead of leaving the caller a bare exit code. Subshells inherit the trap (set -E); the marker
+# keeps the enclosing shells from repeating the report of a failure a subshell has already described.
+ERROR_MARKER="${TMPDIR:-/tmp}/hybridbatch-local-cluster.$$.error"
+on_unexpected_error() {
+    local status="$1" command="$2" where="$3"
+    if [[ ! -e "$ERROR_MARKER" ]]; then
+        : >"$ERROR_MARKER" 2>/dev/null || true
+        printf '[%4ds] error: %s failed with exit status %s (%s)\n' "$(($(date +%s) - STARTED_AT))" \
+            "'$command'" "$status" "$where" >&2
+    fi
+    exit "$status"
+}
+set -E
+trap 'on_unexpected_error $? "$BASH_COMMAND" "${BASH_SOURCE[0]##*/}:$LINENO"' ERR
+trap 'rm -f "$ERROR_MARKER"' EXIT
+
 require_root() {
     [[ $(id -u) -eq 0 ]] || die "needs root (network namespace, containerd, kubelet)"
 }

@@ -9,7 +9,20 @@ REQUIRED_PACKAGES=(
     rsync runc util-linux
 )
 KUBE_COMPONENTS=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
-DEB_SRC_FILE="/etc/apt/sources.list.d/hybridbatch-deb-src.sources"
+DEB_SRC_NAME="hybridbatch-deb-src.sources"
+
+# Where apt reads its sources from. Asked of apt rather than assumed, so an APT_CONFIG or -o Dir::… setting (a
+# throw-away apt state, a chroot's) is honoured by every step here.
+apt_source_list() {
+    local L
+    eval "$(apt-config shell L Dir::Etc::sourcelist/f)"
+    echo "$L"
+}
+apt_source_parts() {
+    local D
+    eval "$(apt-config shell D Dir::Etc::sourceparts/d)"
+    echo "${D%/}"
+}
 
 APT_UPDATED=0
 apt_update_once() {
@@ -21,6 +34,11 @@ apt_update_once() {
 }
 
 missing_packages() {
+    # A dry run (HYBRIDBATCH_APT_SIMULATE=1) acts as a machine that has none of them.
+    if [[ "${HYBRIDBATCH_APT_SIMULATE:-0}" == 1 ]]; then
+        printf '%s\n' "${REQUIRED_PACKAGES[@]}"
+        return 0
+    fi
     local installed
     installed="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${REQUIRED_PACKAGES[@]}" 2>/dev/null |
         awk '$1 == "ii" {print $2}')" || true
@@ -28,15 +46,16 @@ missing_packages() {
 }
 
 ensure_packages() {
-    local missing
+    local missing simulate=()
     mapfile -t missing < <(missing_packages)
     ((${#missing[@]} == 0)) && return 0
+    [[ "${HYBRIDBATCH_APT_SIMULATE:-0}" == 1 ]] && simulate=(--simulate)
     step "installing ${missing[*]}"
     apt_update_once
     # Debian would start etcd and containerd as host services; the cluster runs its own inside the namespace.
     run_with_progress "apt-get install" "$CACHE_ROOT/apt.log" \
-        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-    stop_host_services_started_by_apt
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${simulate[@]}" "${missing[@]}"
+    ((${#simulate[@]})) || stop_host_services_started_by_apt
 }
 
 stop_host_services_started_by_apt() {
@@ -49,18 +68,21 @@ stop_host_services_started_by_apt() {
 }
 
 has_deb_src() {
-    grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/
+    grep -rqsE '^(Types:.*deb-src|deb-src )' "$(apt_source_list)" "$(apt_source_parts)/"
 }
 
 # The kubernetes source package is only reachable through a deb-src entry; derive it from the machine's own
 # Debian source (same mirror and keyring) so it also works behind a local mirror.
 ensure_deb_src() {
     has_deb_src && return 0
-    step "adding a deb-src entry for bookworm ($DEB_SRC_FILE)"
-    if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
-        sed -e 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$DEB_SRC_FILE"
+    local parts file
+    parts="$(apt_source_parts)"
+    file="$parts/$DEB_SRC_NAME"
+    step "adding a deb-src entry for bookworm ($file)"
+    if [[ -f "$parts/debian.sources" ]]; then
+        sed -e 's/^Types:.*/Types: deb-src/' "$parts/debian.sources" >"$file"
     else
-        cat >"$DEB_SRC_FILE" <<'EOF'
+        cat >"$file" <<'EOF'
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
@@ -74,11 +96,31 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     fi
+    # A new source has no index until the next update.
     APT_UPDATED=0
 }
 
+# The newest version of the kubernetes source package apt knows, or nothing. apt-cache fails (exit 100) when
+# the source index has not been downloaded yet, which is the normal state of a new machine, not an error.
 kubernetes_source_version() {
-    apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -n1
+    local output
+    output="$(apt-cache showsrc kubernetes 2>&1)" || return 0
+    awk '/^Version:/ {print $2}' <<<"$output" | sort -V | tail -n1
+}
+
+# Adds the deb-src entry if needed, updates the index if it does not know the source package yet, and sets
+# KUBE_SOURCE_VERSION to the version to build (not printed from a subshell: the update must be remembered).
+resolve_kubernetes_source() {
+    ensure_deb_src
+    KUBE_SOURCE_VERSION="$(kubernetes_source_version)"
+    if [[ -z "$KUBE_SOURCE_VERSION" ]]; then
+        apt_update_once
+        KUBE_SOURCE_VERSION="$(kubernetes_source_version)"
+    fi
+    if [[ -z "$KUBE_SOURCE_VERSION" ]]; then
+        apt-cache showsrc kubernetes >&2 || true
+        die "apt knows no 'kubernetes' source package after an update (apt-cache's answer is above); the deb-src entries are in $(apt_source_parts)"
+    fi
 }
 
 binaries_complete() {
@@ -103,15 +145,8 @@ locate_cached_binaries() {
 
 ensure_kubernetes_binaries() {
     locate_cached_binaries && return 0
-    ensure_deb_src
-    local version
-    version="$(kubernetes_source_version)"
-    if [[ -z "$version" ]]; then
-        apt_update_once
-        version="$(kubernetes_source_version)"
-    fi
-    [[ -n "$version" ]] || die "no 'kubernetes' source package in the apt sources"
-    build_kubernetes "$version"
+    resolve_kubernetes_source
+    build_kubernetes "$KUBE_SOURCE_VERSION"
     locate_cached_binaries || die "build finished but binaries are missing in $BUILD_CACHE/$version/bin"
 }
 
@@ -129,8 +164,7 @@ build_kubernetes() {
     ((free_gb >= 4)) || die "building Kubernetes needs 4 GB free under $work; only ${free_gb} GB are"
 
     step "downloading Debian source package kubernetes $version"
-    (cd "$work" && apt-get source -qq --download-only "kubernetes=$version" >/dev/null 2>&1) ||
-        die "apt-get source kubernetes=$version failed"
+    (cd "$work" && quietly apt-get source -qq --download-only "kubernetes=$version")
     tar -xzf "$work"/kubernetes_*.orig.tar.gz -C "$src" --strip-components=1
     tar -xJf "$work"/kubernetes_*.debian.tar.xz -C "$src"
     apply_debian_patches "$src"

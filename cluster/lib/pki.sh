@@ -15,10 +15,10 @@ issue_certificate() {
         echo "extendedKeyUsage=$usage"
         [[ -n "$sans" ]] && echo "subjectAltName=$sans"
     } >"$ext"
-    openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key.partial" -subj "$subject" \
-        -out "$PKI/$name.csr" 2>/dev/null
-    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-        -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt.partial" 2>/dev/null
+    quietly openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key.partial" -subj "$subject" \
+        -out "$PKI/$name.csr"
+    quietly openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+        -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt.partial"
     rm -f "$ext" "$PKI/$name.csr"
     chmod 600 "$PKI/$name.key.partial"
     mv "$PKI/$name.key.partial" "$PKI/$name.key"
@@ -32,9 +32,9 @@ ensure_pki() {
         step "creating the cluster CA and certificates in $PKI"
         # A new CA invalidates everything signed by the old one.
         rm -f "$PKI"/*.crt "$PKI"/*.key
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 -subj "/CN=hybridbatch-local-ca" \
+        quietly openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 -subj "/CN=hybridbatch-local-ca" \
             -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-            -keyout "$PKI/ca.key.partial" -out "$PKI/ca.crt.partial" 2>/dev/null
+            -keyout "$PKI/ca.key.partial" -out "$PKI/ca.crt.partial"
         chmod 600 "$PKI/ca.key.partial"
         mv "$PKI/ca.key.partial" "$PKI/ca.key"
         mv "$PKI/ca.crt.partial" "$PKI/ca.crt"
@@ -46,11 +46,11 @@ ensure_pki() {
     issue_certificate apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "" clientAuth
     issue_certificate kubelet "/CN=${NODE_NAME}" "IP:${NS_IP},IP:127.0.0.1,DNS:${NODE_NAME}" serverAuth
     if [[ ! -f "$PKI/sa.key" ]]; then
-        openssl genrsa -out "$PKI/sa.key.partial" 2048 2>/dev/null
+        quietly openssl genrsa -out "$PKI/sa.key.partial" 2048
         chmod 600 "$PKI/sa.key.partial"
         mv "$PKI/sa.key.partial" "$PKI/sa.key"
     fi
-    [[ -f "$PKI/sa.pub" ]] || openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+    [[ -f "$PKI/sa.pub" ]] || quietly openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
     ensure_tokens
 }
 
