@@ -403,6 +403,29 @@ module RetryApi =
     [<CompiledName("Explain")>]
     let explain (decision: Decision) : string = Decision.explain decision
 
+    /// A client's history before its first call.
+    [<CompiledName("EmptyHistory")>]
+    let emptyHistory: ServerHistory = ServerHistory.empty
+
+    /// The history after a call that exercised the permission succeeded (the same instance when nothing changed).
+    [<CompiledName("Succeeded")>]
+    let succeeded (history: ServerHistory, permission: Permission) : ServerHistory =
+        ServerHistory.succeeded permission history
+
+    /// The history after a call failed at `now` (the same instance when nothing changed).
+    [<CompiledName("Failed")>]
+    let failed (history: ServerHistory, now: TimeSpan, error: ApiError) : ServerHistory = ServerHistory.failed now error history
+
+    /// The decision for a failed attempt, in the light of the client's history, and the wait before the next attempt
+    /// (null: none; see `Attempt.next`).
+    [<CompiledName("Next")>]
+    let next
+        (policy: BackoffPolicy, history: ServerHistory, now: TimeSpan, attempt: int, seed: uint64, elapsed: TimeSpan, error: ApiError)
+        : struct (Decision * Nullable<TimeSpan>) =
+        match Attempt.next policy history now attempt seed elapsed error with
+        | decision, Some wait -> struct (decision, Nullable wait)
+        | decision, None -> struct (decision, Nullable())
+
     /// The server's `Retry-After` carried by a `Retry` decision, or null.
     [<CompiledName("RetryAfter")>]
     let retryAfter (decision: Decision) : Nullable<TimeSpan> =

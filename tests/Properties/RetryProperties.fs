@@ -145,7 +145,7 @@ let ``a call that is not safe to repeat is never repeated after an ambiguous fai
         .&. Prop.label "made idempotent, it is retried" (isRetry madeSafe))
 
 [<CoreProperty>]
-let ``401 and 403 are never retried and the message names the missing permission`` (error: ApiError) (denied: bool) =
+let ``without a history of the server, 401 and 403 are never retried and the message names the missing permission`` (error: ApiError) (denied: bool) =
     let error =
         { error with
             status = Some(if denied then 403 else 401)
@@ -248,3 +248,150 @@ let ``the same seed gives the same delay, and the delay is at least half the cap
 
     Prop.label "deterministic" (first = again)
     .&. Prop.label "at least half the capped exponential" (first.Ticks >= exponential / 2L)
+
+/// A 403 that is an authorization refusal (not a quota's), as a restarting API server gives it too.
+let private refusal (error: ApiError) =
+    { error with
+        status = Some 403
+        transport = None
+        reason = Some "Forbidden"
+        message = Some "jobs.batch is forbidden: cannot create resource"
+        retryAfter = None }
+
+let private namesPermission (p: Permission) (message: string) =
+    contains (Verb.name p.verb) message
+    && contains (Permission.resourceName p) message
+    && (match p.inNamespace with
+        | Some ns -> contains ns message
+        | None -> contains "cluster" message)
+
+/// Runs one call against a server that refuses the first `refusals` attempts (each taking `duration`), then
+/// accepts: the attempt that succeeded, or the decision that ended the call, and every attempt's start.
+let private callAgainst
+    (policy: BackoffPolicy)
+    (history: ServerHistory)
+    (seed: uint64)
+    (duration: TimeSpan)
+    (refusals: int)
+    (error: ApiError)
+    =
+    let rec attempt (n: int) (startedAt: TimeSpan) (starts: TimeSpan list) =
+        let starts = startedAt :: starts
+        let failedAt = startedAt + duration
+
+        if n > refusals then
+            Ok n, List.rev starts
+        else
+            match Attempt.next policy history failedAt n seed failedAt error with
+            | _, Some wait -> attempt (n + 1) (failedAt + wait) starts
+            | decision, None -> Error decision, List.rev starts
+
+    attempt 1 TimeSpan.Zero []
+
+[<CoreProperty>]
+let ``a 403 for a permission never granted fails at once, naming it, when the server was not just unreachable``
+    (error: ApiError)
+    (policy: BackoffPolicy)
+    (others: Permission list)
+    (outageAgo: TimeSpan option)
+    (seed: uint64)
+    =
+    let error = refusal error
+    let now = TimeSpan.FromHours 1.0
+
+    let history =
+        { granted = others |> List.filter ((<>) error.permission) |> Set.ofList
+          // Never unreachable, or longer ago than the restart window.
+          lastUnreachable =
+            outageAgo
+            |> Option.map (fun ago -> now - ServerHistory.restartWindow - TimeSpan.FromTicks(1L + abs ago.Ticks % TimeSpan.TicksPerHour)) }
+
+    let decision, wait = Attempt.next policy history now 1 seed TimeSpan.Zero error
+
+    Prop.label "no retry is scheduled" wait.IsNone
+    .&. Prop.label
+            "it fails as Forbidden"
+            (match decision with
+             | Decision.Fail(FailureReason.Forbidden _) -> true
+             | _ -> false)
+    .&. Prop.label "the message names verb, resource and scope" (namesPermission error.permission (Decision.explain decision))
+
+[<CoreProperty>]
+let ``a permission that was granted and is refused after an outage is retried until the server accepts it`` (error: ApiError) (policy: BackoffPolicy) (seed: uint64) =
+    let refusals =
+        Gen.choose (1, 6) |> Arb.fromGen
+
+    Prop.forAll refusals (fun refusals ->
+        let error = refusal error
+        let duration = TimeSpan.FromMilliseconds 50.0
+        // A budget that holds the refusals at the longest delays: the server recovers within the budget.
+        let policy =
+            { policy with
+                budget = TimeSpan.FromTicks(int64 (refusals + 1) * (policy.maxDelay + duration).Ticks) }
+
+        let granted =
+            { ServerHistory.empty with granted = Set.singleton error.permission }
+
+        let afterOutage =
+            { ServerHistory.empty with lastUnreachable = Some TimeSpan.Zero }
+
+        // Just after an outage, a permission not used before is given the restart window, not the whole budget.
+        let withinWindow =
+            let cap =
+                TimeSpan.FromTicks(min policy.maxDelay.Ticks (ServerHistory.restartWindow.Ticks / int64 (refusals + 1) - duration.Ticks))
+
+            { policy with
+                maxDelay = cap
+                firstDelay = min policy.firstDelay cap
+                budget = TimeSpan.FromTicks(int64 (refusals + 1) * (cap + duration).Ticks) }
+
+        let outcome policy history = fst (callAgainst policy history seed duration refusals error)
+
+        Prop.label "a permission used before: the call succeeds" (outcome policy granted = Ok(refusals + 1))
+        .&. Prop.label
+                "any permission just after an outage: the call succeeds"
+                (outcome withinWindow afterOutage = Ok(refusals + 1)))
+
+[<CoreProperty>]
+let ``a refusal retried as passing stays within the budget, then fails naming the permission`` (error: ApiError) (policy: BackoffPolicy) (seed: uint64) (duration: TimeSpan) =
+    let error = refusal error
+    let duration = TimeSpan.FromTicks(abs duration.Ticks % TimeSpan.TicksPerSecond)
+
+    let history =
+        { ServerHistory.empty with granted = Set.singleton error.permission }
+
+    // A server that never accepts: the call must end, and no attempt may start after the budget.
+    match callAgainst policy history seed duration Int32.MaxValue error with
+    | Ok _, _ -> Prop.label "a call refused for ever succeeded" false
+    | Error decision, starts ->
+        Prop.label "every attempt starts within the budget" (starts |> List.forall (fun s -> s <= policy.budget))
+        .&. Prop.label
+                "it ends as Forbidden"
+                (match decision with
+                 | Decision.Fail(FailureReason.Forbidden _) -> true
+                 | _ -> false)
+        .&. Prop.label "the message names verb, resource and scope" (namesPermission error.permission (Decision.explain decision))
+
+[<CoreProperty>]
+let ``a quota refusal is never taken for a restart's passing one`` (error: ApiError) (now: TimeSpan) =
+    let error =
+        { refusal error with
+            message = Some "jobs.batch \"x\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1" }
+
+    let history =
+        { granted = Set.singleton error.permission
+          lastUnreachable = Some now }
+
+    Prop.label "classified as without the history" (Attempt.classify history now error = Retry.classify error)
+
+[<CoreProperty>]
+let ``the history changes only on what it records`` (error: ApiError) (permission: Permission) (now: TimeSpan) =
+    let history = ServerHistory.empty
+    let after = ServerHistory.failed now error history
+
+    Prop.label "an unreachable server is remembered" (ServerHistory.isUnreachable error = (after.lastUnreachable = Some now))
+    .&. Prop.label "a failure grants nothing" after.granted.IsEmpty
+    .&. Prop.label
+            "a success is remembered once"
+            (let once = ServerHistory.succeeded permission history
+             obj.ReferenceEquals(ServerHistory.succeeded permission once, once) && once.granted.Contains permission)

@@ -14,7 +14,9 @@ namespace HybridBatch;
 /// <summary>
 /// Toil's <c>DecoratorWrapper</c>: the one place every Kubernetes API call goes through. A handler in the client's
 /// HTTP pipeline that runs each request through one Polly pipeline: a retry strategy whose decisions and delays come
-/// from the core's classifier and back-off (honouring <c>Retry-After</c>, within the retry budget), a client-side
+/// from the core's classifier and back-off (honouring <c>Retry-After</c>, within the retry budget; a 403 for a
+/// permission this client has used before, or soon after the server was unreachable, is a restarting server's passing
+/// refusal and is retried too), a client-side
 /// token-bucket rate limit that every attempt passes, and a per-attempt timeout. A watch or a followed log passes the
 /// rate limit and the retry while connecting, and its timeout covers only the response headers, never the stream.
 /// A call that ends unsuccessfully throws <see cref="KubernetesApiException"/> carrying the core's decision.
@@ -32,6 +34,11 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
     private readonly string _basePath;
     private readonly RateLimiter? _limiter;
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
+    private readonly long _origin;
+
+    // What this client has seen of its API server (permissions used, when it was last unreachable): the core tells a
+    // restarting server's passing 403 from a missing permission by it. Replaced, never mutated, so reads need no lock.
+    private ServerHistory _history = RetryApi.EmptyHistory;
 
     /// <summary>Creates the wrapper; <see cref="KubernetesClientFactory"/> is the usual way to get a client with it.</summary>
     /// <param name="options">Rate limit, timeout and retry settings; validated here.</param>
@@ -57,6 +64,7 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         _basePath = string.IsNullOrEmpty(basePath) ? "/" : basePath;
         _limiter = options.Qps > 0 ? CreateLimiter(options) : null;
         _pipeline = BuildPipeline();
+        _origin = _time.GetTimestamp();
     }
 
     /// <inheritdoc/>
@@ -99,6 +107,11 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
 
         if (response.IsSuccessStatusCode || state.LastDecision is null)
         {
+            if (response.IsSuccessStatusCode)
+            {
+                Remember(h => RetryApi.Succeeded(h, call.Permission));
+            }
+
             Complete(state, KubernetesCallOutcome.Succeeded, (int)response.StatusCode);
             return response;
         }
@@ -236,10 +249,11 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
                 return false;
         }
 
-        var decision = RetryApi.Classify(error);
+        var now = _time.GetElapsedTime(_origin);
+        var history = Remember(h => RetryApi.Failed(h, now, error));
+        var (decision, next) = RetryApi.Next(_policy, history, now, args.AttemptNumber + 1, state.Seed, _time.GetElapsedTime(state.Started), error);
         state.LastDecision = decision;
-        var elapsed = _time.GetElapsedTime(state.Started);
-        state.NextDelay = RetryApi.NextDelay(_policy, args.AttemptNumber + 1, state.Seed, elapsed, decision);
+        state.NextDelay = next;
         if (state.NextDelay is { } delay && RetryApi.RetryAfter(decision).HasValue)
         {
             // Timers may fire up to a tick of the system clock early; the server's Retry-After must not be undercut.
@@ -247,6 +261,19 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         }
 
         return state.NextDelay.HasValue;
+    }
+
+    private ServerHistory Remember(Func<ServerHistory, ServerHistory> change)
+    {
+        while (true)
+        {
+            var seen = Volatile.Read(ref _history);
+            var updated = change(seen);
+            if (ReferenceEquals(updated, seen) || ReferenceEquals(Interlocked.CompareExchange(ref _history, updated, seen), seen))
+            {
+                return updated;
+            }
+        }
     }
 
     private ValueTask OnRetry(OnRetryArguments<HttpResponseMessage> args)
@@ -276,7 +303,7 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
             _ => KubernetesCallOutcome.Failed,
         };
         var explanation = RetryApi.Explain(decision);
-        var gaveUp = decision.IsRetry
+        var gaveUp = decision.IsRetry || state.Attempts > 1
             ? $"gave up after {state.Attempts} attempt(s) in {elapsed}, the retry budget being {_options.RetryBudget}. "
             : "";
         var message = $"{request.Method} {state.Request.Path} failed ({state.LastCause}): {gaveUp}{explanation}";

@@ -189,6 +189,65 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Jobs_issued_steadily_across_an_API_server_restart_all_end_as_their_commands_say()
+    {
+        if (!ClusterControl.Local)
+        {
+            output.WriteLine("not run: needs the local cluster (cluster/local-cluster on this machine)");
+            return;
+        }
+
+        // As a workflow leader does: a job every quarter second, from well before the API server dies until well after
+        // it is back. A restarting API server refuses with 403 until its authorization caches are filled; none of
+        // those refusals may end a job.
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster));
+        using var issuing = new CancellationTokenSource();
+        var issued = 0;
+        var issuer = Task.Run(async () =>
+        {
+            using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+            while (await tick.WaitForNextTickAsync(issuing.Token).ConfigureAwait(false))
+            {
+                await run.IssueMoreAsync(1);
+                Interlocked.Increment(ref issued);
+            }
+        });
+        try
+        {
+            Assert.True(await run.ReportedAtLeastAsync(10, TimeSpan.FromSeconds(120)), "no job finished before the fault");
+            var inFlight = run.InFlight;
+
+            ClusterControl.Kill("kube-apiserver", output);
+            var killed = DateTime.UtcNow;
+            Note(run, $"kube-apiserver killed; {Volatile.Read(ref issued)} issued so far, {inFlight} in flight");
+            await ClusterControl.UpAsync(output);
+            var back = DateTime.UtcNow;
+            Note(run, $"kube-apiserver back after {(back - killed).TotalSeconds:F1} s");
+
+            // Well after it is back: as many jobs again as were issued while it was away, at least 20 s' worth.
+            var target = Volatile.Read(ref issued) + Math.Max(80, (int)((back - killed).TotalSeconds * 4));
+            Assert.True(
+                await Batch.EventuallyAsync(() => Task.FromResult(Volatile.Read(ref issued) >= target), TimeSpan.FromSeconds(180)),
+                "the issuer stalled");
+            await issuing.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => issuer);
+            Note(run, $"{Volatile.Read(ref issued)} jobs issued in all");
+
+            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            run.Check(
+                $"kube-apiserver SIGKILLed while a job is issued every 0.25 s ({(back - killed).TotalSeconds:F0} s down, {Volatile.Read(ref issued)} jobs)",
+                Volatile.Read(ref issued),
+                run.FirstResultAfter(back));
+        }
+        finally
+        {
+            await issuing.CancelAsync();
+            await ClusterControl.UpAsync(output);
+            await run.EndAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_node_lost_when_its_kubelet_dies_reports_its_running_jobs_Lost_once()
     {
         if (!ClusterControl.Local)

@@ -135,6 +135,63 @@ public sealed class DecoratorWrapperTests
         Assert.Contains("verbs: [\"create\"]", ex.Message, StringComparison.Ordinal);
     }
 
+    private static HttpResponseMessage CannotCreateJobs() => Responses.Status(
+        403,
+        "Forbidden",
+        "jobs.batch is forbidden: User \"system:serviceaccount:hb-test:runner\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"hb-test\"");
+
+    [Fact]
+    public async Task A_403_for_a_permission_this_client_used_before_is_retried_as_a_restarting_servers_refusal()
+    {
+        // Created once, then refused twice (the API server restarted and its authorization caches are empty), then accepted.
+        var server = FakeApiServer.Answering(n => n is 2 or 3 ? CannotCreateJobs() : Responses.Job($"hb-{n}"));
+        var observer = new RecordingObserver();
+        using var client = server.Client(Fast, observer);
+
+        await client.BatchV1.CreateNamespacedJobAsync(NamedJob("hb-1"), Ns);
+        var second = await client.BatchV1.CreateNamespacedJobAsync(NamedJob("hb-2"), Ns);
+
+        Assert.Equal("hb-4", second.Metadata.Name);
+        Assert.Equal(4, server.Requests);
+        Assert.Equal(2, observer.Retries.Count);
+    }
+
+    [Fact]
+    public async Task A_403_soon_after_the_server_was_unreachable_is_retried_even_for_a_permission_not_used_before()
+    {
+        var server = new FakeApiServer((_, n, _) => n switch
+        {
+            1 => throw new HttpRequestException(HttpRequestError.ConnectionError, "connection refused"),
+            2 => Task.FromResult(CannotCreateJobs()),
+            _ => Task.FromResult(Responses.Job("hb-1")),
+        });
+        using var client = server.Client(Fast);
+
+        var job = await client.BatchV1.CreateNamespacedJobAsync(NamedJob("hb-1"), Ns);
+
+        Assert.Equal("hb-1", job.Metadata.Name);
+        Assert.Equal(3, server.Requests);
+    }
+
+    [Fact]
+    public async Task A_403_that_persists_for_a_permission_used_before_fails_within_the_budget_naming_the_permission()
+    {
+        var server = FakeApiServer.Answering(n => n == 1 ? Responses.Job("hb-1") : CannotCreateJobs());
+        var options = Fast with { RetryBudget = TimeSpan.FromMilliseconds(500) };
+        var observer = new RecordingObserver();
+        using var client = server.Client(options, observer);
+        await client.BatchV1.CreateNamespacedJobAsync(NamedJob("hb-1"), Ns);
+
+        var ex = await Assert.ThrowsAsync<KubernetesApiException>(() => client.BatchV1.CreateNamespacedJobAsync(NamedJob("hb-2"), Ns));
+
+        Assert.True(server.Requests > 2, "the refusal was not retried");
+        var waited = observer.Retries.Aggregate(TimeSpan.Zero, (sum, r) => sum + r.Delay);
+        Assert.True(waited <= options.RetryBudget, $"waited {waited} in retries, the budget being {options.RetryBudget}");
+        Assert.True(ex.Decision.IsFail);
+        Assert.Contains("cannot create jobs.batch in namespace hb-test", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("verbs: [\"create\"]", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_422_names_the_invalid_field_and_is_not_retried()
     {
