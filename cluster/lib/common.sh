@@ -61,16 +61,18 @@ quietly() {
 # keeps the enclosing shells from repeating the report of a failure a subshell has already described.
 ERROR_MARKER="${TMPDIR:-/tmp}/hybridbatch-local-cluster.$$.error"
 on_unexpected_error() {
-    local status="$1" command="$2" where="$3"
+    local status="$1" file="$2" line="$3" command
     if [[ ! -e "$ERROR_MARKER" ]]; then
         : >"$ERROR_MARKER" 2>/dev/null || true
-        printf '[%4ds] error: %s failed with exit status %s (%s)\n' "$(($(date +%s) - STARTED_AT))" \
-            "'$command'" "$status" "$where" >&2
+        # The source line, not $BASH_COMMAND: in a pipeline that is the last command, not the one that failed.
+        command="$(sed -n "${line}p" "$file" 2>/dev/null | sed -E 's/^[[:space:]]+//')"
+        printf '[%4ds] error: %s failed with exit status %s (%s:%s)\n' "$(($(date +%s) - STARTED_AT))" \
+            "'${command:-?}'" "$status" "${file##*/}" "$line" >&2
     fi
     exit "$status"
 }
 set -E
-trap 'on_unexpected_error $? "$BASH_COMMAND" "${BASH_SOURCE[0]##*/}:$LINENO"' ERR
+trap 'on_unexpected_error $? "${BASH_SOURCE[0]}" "$LINENO"' ERR
 trap 'rm -f "$ERROR_MARKER"' EXIT
 
 require_root() {

@@ -97,6 +97,9 @@ ensure_image_archives() {
     local busybox pause
     busybox="$(busybox_archive)"
     pause="$(pause_archive)"
+    if [[ ! -f "$busybox" || ! -f "$pause" ]]; then
+        require_writable_cache
+    fi
     if [[ ! -f "$busybox" ]]; then
         step "building image $BUSYBOX_IMAGE"
         build_busybox_archive "$busybox"

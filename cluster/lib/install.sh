@@ -24,11 +24,19 @@ apt_source_parts() {
     echo "${D%/}"
 }
 
+# The cache holds the build, its log and apt's log; a read-only or missing home must say so, not fail in mkdir.
+require_writable_cache() {
+    if ! mkdir -p "$CACHE_ROOT" 2>/dev/null || [[ ! -w "$CACHE_ROOT" ]]; then
+        die "cannot write the build cache $CACHE_ROOT: set XDG_CACHE_HOME (or HOME) to a writable folder, or use another cluster by giving a kubeconfig (--kubeconfig or KUBECONFIG)"
+    fi
+}
+
 APT_UPDATED=0
 apt_update_once() {
     if ((APT_UPDATED == 0)); then
         step "apt-get update"
-        run_with_progress "apt-get update" "$CACHE_ROOT/apt.log" apt-get update
+        # A source that cannot be fetched is an error here, not apt's warning: the build needs what it would list.
+        run_with_progress "apt-get update" "$CACHE_ROOT/apt.log" apt-get update --error-on=any
         APT_UPDATED=1
     fi
 }
@@ -46,16 +54,21 @@ missing_packages() {
 }
 
 ensure_packages() {
-    local missing simulate=()
+    local missing
     mapfile -t missing < <(missing_packages)
     ((${#missing[@]} == 0)) && return 0
-    [[ "${HYBRIDBATCH_APT_SIMULATE:-0}" == 1 ]] && simulate=(--simulate)
     step "installing ${missing[*]}"
+    require_writable_cache
     apt_update_once
+    if [[ "${HYBRIDBATCH_APT_SIMULATE:-0}" == 1 ]]; then
+        # The dry run resolves every package to a download from the index, and installs nothing.
+        run_with_progress "apt-get download --print-uris" "$CACHE_ROOT/apt.log" apt-get download --print-uris "${missing[@]}"
+        return 0
+    fi
     # Debian would start etcd and containerd as host services; the cluster runs its own inside the namespace.
     run_with_progress "apt-get install" "$CACHE_ROOT/apt.log" \
-        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${simulate[@]}" "${missing[@]}"
-    ((${#simulate[@]})) || stop_host_services_started_by_apt
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    stop_host_services_started_by_apt
 }
 
 stop_host_services_started_by_apt() {
@@ -145,6 +158,7 @@ locate_cached_binaries() {
 
 ensure_kubernetes_binaries() {
     locate_cached_binaries && return 0
+    require_writable_cache
     resolve_kubernetes_source
     build_kubernetes "$KUBE_SOURCE_VERSION"
     locate_cached_binaries || die "build finished but binaries are missing in $BUILD_CACHE/$version/bin"
@@ -207,8 +221,8 @@ replace_reflect2() {
     find "$debian" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' -exec cp {} "$vendored/" \;
 }
 
-# Runs a long, quiet command with its output in LOG, printing a line every 20 s (with the log's last line) so
-# CI does not take a 10-minute build for a hang. Fails with the end of the log.
+# Runs a long, quiet command with its output in LOG, printing a line every 5 s (with the log's last line), so
+# neither a user nor CI watches a silent terminal for minutes. Fails with the end of the log.
 run_with_progress() {
     local what="$1" log="$2"
     shift 2
@@ -218,7 +232,7 @@ run_with_progress() {
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1
         waited=$((waited + 1))
-        if ((waited % 20 == 0)) && kill -0 "$pid" 2>/dev/null; then
+        if ((waited % 5 == 0)) && kill -0 "$pid" 2>/dev/null; then
             last="$(tail -n1 "$log" 2>/dev/null | tr -s ' \t' ' ' | cut -c1-100)"
             step "  ${what}… ${last}"
         fi
