@@ -334,11 +334,6 @@ public sealed partial class TaskRunner : BackgroundService
     // Puts the inputs in the task's work directory; returns why the task cannot run, if it cannot.
     private string? Stage(TesTask task, string directory)
     {
-        if (task.Resources is { BackendParametersStrict: true, BackendParameters.Count: > 0 } r)
-        {
-            return $"resources.backend_parameters: this service supports none of {string.Join(", ", r.BackendParameters.Keys)}, and backend_parameters_strict is set";
-        }
-
         var outputs = task.Outputs ?? [];
         for (var j = 0; j < outputs.Count; j++)
         {
