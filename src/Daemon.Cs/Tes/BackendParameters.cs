@@ -2,7 +2,7 @@ namespace HybridBatch.Daemon.Tes;
 
 /// <summary>
 /// The <c>resources.backend_parameters</c> this service honours. A task that asks for others is refused when it sets
-/// <c>backend_parameters_strict</c>.
+/// <c>backend_parameters_strict</c>; otherwise they are dropped from the task and named in its system logs.
 /// </summary>
 public static class BackendParameters
 {
@@ -22,4 +22,21 @@ public static class BackendParameters
     /// <returns>The unsupported keys.</returns>
     public static IReadOnlyList<string> Unsupported(TesResources? resources) =>
         [.. resources?.BackendParameters?.Keys.Where(key => !IsSupported(key)) ?? []];
+
+    /// <summary>
+    /// Removes the unsupported keys from a task, since the schema says they are neither stored nor returned.
+    /// </summary>
+    /// <param name="task">The accepted task.</param>
+    /// <returns>A system log line for each key removed.</returns>
+    public static IReadOnlyList<string> DropUnsupported(TesTask task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var unsupported = Unsupported(task.Resources);
+        foreach (var key in unsupported)
+        {
+            task.Resources!.BackendParameters!.Remove(key);
+        }
+
+        return [.. unsupported.Select(key => $"backend parameter '{key}' is not supported and was ignored")];
+    }
 }

@@ -8,7 +8,7 @@ namespace HybridBatch.Integration.Daemon;
 
 /// <summary>
 /// <c>resources.backend_parameters</c> of the TES API: the daemon supports none, refuses them under
-/// <c>backend_parameters_strict</c>.
+/// <c>backend_parameters_strict</c> and otherwise runs the task without them, saying so in its system logs.
 /// </summary>
 [Collection(LocalClusterCollection.Name)]
 public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITestOutputHelper output) : IAsyncLifetime
@@ -50,6 +50,9 @@ public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITest
 
     private async Task<JsonArray> TasksNamedAsync(string name) =>
         (await Client.GetFromJsonAsync<JsonObject>($"/ga4gh/tes/v1/tasks?name_prefix={name}"))!["tasks"]!.AsArray();
+
+    private static string[] SystemLogs(JsonObject task) =>
+        [.. task["logs"]?[0]?["system_logs"]?.AsArray().Select(l => l!.GetValue<string>()) ?? []];
 
     [Fact]
     public async Task Service_info_advertises_no_backend_parameters()
@@ -101,5 +104,30 @@ public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITest
 
         var stored = await TesApiTests.GetAsync(Client, id);
         Assert.True(stored["resources"]!["backend_parameters_strict"]!.GetValue<bool>());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(null)]
+    public async Task Without_strict_unsupported_parameters_are_ignored_the_task_completes_and_its_system_logs_name_them(bool? strict)
+    {
+        var id = await TesApiTests.CreateAsync(
+            Client, NewTask(UniqueName(), new JsonObject { ["VmSize"] = "Standard_D64_v3", ["INVALID"] = "PARAMETER" }, strict));
+        string[] expected =
+        [
+            "backend parameter 'VmSize' is not supported and was ignored",
+            "backend parameter 'INVALID' is not supported and was ignored",
+        ];
+
+        // Said from acceptance on, before the task has run.
+        Assert.Equal(expected, SystemLogs(await TesApiTests.GetAsync(Client, id)));
+
+        var task = await TesApiTests.WaitForAsync(Client, id, TesApiTests.Terminal);
+        Assert.Equal("COMPLETE", task["state"]!.GetValue<string>());
+        Assert.Empty(TesSchema.Check(task, "tesTask"));
+        Assert.Equal("hello\n", task["logs"]![0]!["logs"]![0]!["stdout"]!.GetValue<string>());
+        Assert.Equal(expected, SystemLogs(task));
+        // The schema: backends shall not store or return unsupported keys.
+        Assert.Empty(task["resources"]!["backend_parameters"]!.AsObject());
     }
 }
