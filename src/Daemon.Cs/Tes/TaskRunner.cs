@@ -91,7 +91,10 @@ public sealed partial class TaskRunner : BackgroundService
         }
     }
 
-    /// <summary>Accepts a valid task: stores it as QUEUED and schedules it.</summary>
+    /// <summary>
+    /// Accepts a valid task: stores it as QUEUED and schedules it. Backend parameters it does not support are dropped
+    /// and named in its system logs, which a client sees at once.
+    /// </summary>
     /// <param name="task">The task.</param>
     /// <returns>The task's id.</returns>
     public string Create(TesTask task)
@@ -100,7 +103,8 @@ public sealed partial class TaskRunner : BackgroundService
         task.Id = Guid.NewGuid().ToString("N")[..20];
         task.State = TesState.Queued;
         task.CreationTime = Now();
-        task.Logs = null;
+        var ignored = BackendParameters.DropUnsupported(task);
+        task.Logs = ignored.Count == 0 ? null : [new TesTaskLog { SystemLogs = [.. ignored] }];
         _store.Add(task);
         _metrics.TaskCreated();
         _pending.Writer.TryWrite(task.Id);
@@ -312,7 +316,9 @@ public sealed partial class TaskRunner : BackgroundService
 
             var task = stored.Task;
             task.State = TesState.Initializing;
-            task.Logs = [new TesTaskLog { StartTime = Now(), Metadata = new() { ["run_id"] = RunId }, SystemLogs = [] }];
+            // The attempt's log keeps what was noted when the task was accepted (ignored backend parameters).
+            var accepted = task.Logs is [{ SystemLogs: { } notes }] ? notes : [];
+            task.Logs = [new TesTaskLog { StartTime = Now(), Metadata = new() { ["run_id"] = RunId }, SystemLogs = [.. accepted] }];
             _store.Update(task, null, 0);
             var directory = HostDirectory(id);
             if (Stage(task, directory) is { } problem)
@@ -334,11 +340,6 @@ public sealed partial class TaskRunner : BackgroundService
     // Puts the inputs in the task's work directory; returns why the task cannot run, if it cannot.
     private string? Stage(TesTask task, string directory)
     {
-        if (task.Resources is { BackendParametersStrict: true, BackendParameters.Count: > 0 } r)
-        {
-            return $"resources.backend_parameters: this service supports none of {string.Join(", ", r.BackendParameters.Keys)}, and backend_parameters_strict is set";
-        }
-
         var outputs = task.Outputs ?? [];
         for (var j = 0; j < outputs.Count; j++)
         {

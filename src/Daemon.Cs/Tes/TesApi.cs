@@ -83,7 +83,7 @@ public static class TesApi
             ["version"] = version,
             ["environment"] = "kubernetes",
             ["storage"] = new JsonArray(runner.Storage),
-            ["tesResources_backend_parameters"] = new JsonArray(),
+            ["tesResources_backend_parameters"] = new JsonArray([.. BackendParameters.Supported.Select(key => (JsonNode?)key)]),
         };
         return Results.Json(info, TesJson.Options);
     }

@@ -152,6 +152,18 @@ public static partial class TesValidation
             {
                 throw new TesValidationException("resources.disk_gb", $"resources.disk_gb: {disk} is negative");
             }
+
+            if (r.BackendParametersStrict == true && BackendParameters.Unsupported(r) is [var first, ..] unsupported)
+            {
+                var field = $"resources.backend_parameters.{first}";
+                var named = string.Join(", ", unsupported.Select(k => $"'{k}'"));
+                var (what, them) = unsupported.Count == 1 ? ($"backend parameter {named} is", "it") : ($"backend parameters {named} are", "them");
+                var supported = BackendParameters.Supported.Count == 0 ? "none" : string.Join(", ", BackendParameters.Supported);
+                throw new TesValidationException(
+                    field,
+                    $"{field}: {what} not supported (this service supports {supported}); " +
+                    $"remove {them}, or set backend_parameters_strict to false to have {them} ignored");
+            }
         }
     }
 
