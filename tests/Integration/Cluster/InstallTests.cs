@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.Versioning;
 
 namespace HybridBatch.Integration.Cluster;
 
@@ -8,6 +9,7 @@ namespace HybridBatch.Integration.Cluster;
 /// machine, so the machine's own apt state is never touched; the package step is a dry run that resolves every package
 /// as if none were installed.
 /// </summary>
+[SupportedOSPlatform("linux")]
 public sealed class InstallTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("hybridbatch-apt-").FullName;
