@@ -9,8 +9,12 @@ namespace HybridBatch.Integration.BatchSystem;
 /// <summary>Creates batch systems against the test cluster and cleans up after them.</summary>
 internal static class Batch
 {
-    /// <summary>Toil's default test job: 100 MB, 1 core, 1000 bytes of disk.</summary>
-    public static JobDescription Job(string name = "test", double cores = 1, long memory = 100_000_000, long disk = 1000) =>
+    /// <summary>
+    /// Toil's default test job (100 MB, 1000 bytes of disk) with a tenth of a core instead of one: the local node has two
+    /// cores, so two of Toil's 1-core jobs could only run at once while no other pod on the node asked for any CPU, and
+    /// whether they did would depend on what else runs there.
+    /// </summary>
+    public static JobDescription Job(string name = "test", double cores = 0.1, long memory = 100_000_000, long disk = 1000) =>
         new(name, cores, memory, disk);
 
     /// <summary>Options for the cluster under test, with Toil's test maxima (2 cores, 1e9 bytes, 2001 bytes of disk).</summary>
