@@ -7,13 +7,13 @@ namespace HybridBatch.Daemon.Hosting;
 
 /// <summary>
 /// Finds the cluster the way kubectl does (the <c>--kubeconfig</c> flag, <c>KUBECONFIG</c>, <c>~/.kube/config</c>,
-/// the in-cluster service account) and, when there is none, starts the embedded local cluster with the checkout's
-/// <c>cluster/local-cluster</c> script.
+/// the in-cluster service account) and, when there is none, starts the embedded local cluster with the
+/// <c>cluster/local-cluster</c> script shipped beside the executable (or, run from a checkout, the checkout's).
 /// </summary>
 public static class ClusterConnection
 {
     /// <summary>
-    /// The environment variable that names a <c>local-cluster</c> script to run instead of the checkout's (tests use a
+    /// The environment variable that names a <c>local-cluster</c> script to run instead of the shipped one (tests use a
     /// stand-in).
     /// </summary>
     public const string ScriptVariable = "HYBRIDBATCH_LOCAL_CLUSTER_SCRIPT";
@@ -78,8 +78,8 @@ public static class ClusterConnection
 
         var script = FindLocalClusterScript() ?? throw new InvalidOperationException(
             "No Kubernetes cluster is configured: give a kubeconfig with --kubeconfig PATH or the KUBECONFIG variable, put it in " +
-            "~/.kube/config, or run inside a cluster. The embedded local cluster is only available from a HybridBatch checkout " +
-            $"(no HybridBatch.sln was found above {AppContext.BaseDirectory} or {Environment.CurrentDirectory}).");
+            "~/.kube/config, or run inside a cluster. The embedded local cluster's scripts are missing: they belong in " +
+            $"{Path.Combine(AppContext.BaseDirectory, "cluster")} (reinstall the tool) or in a HybridBatch checkout.");
         logger.LogWarning("No kubeconfig found (--kubeconfig, KUBECONFIG, ~/.kube/config, in-cluster): starting the embedded local cluster with {Script} up", script);
         var path = await StartLocalClusterAsync(script, progress ?? (line => logger.LogInformation("{Line}", line)), cancellationToken)
             .ConfigureAwait(false);
@@ -89,8 +89,8 @@ public static class ClusterConnection
 
     /// <summary>
     /// The <c>local-cluster</c> script to start the embedded cluster with: the one named by
-    /// <see cref="ScriptVariable"/>, else the one of the checkout this executable or the current directory belongs to;
-    /// null when there is none.
+    /// <see cref="ScriptVariable"/>, else the one shipped beside the executable (an installed tool), else the one of the
+    /// checkout this executable or the current directory belongs to; null when there is none.
     /// </summary>
     /// <returns>The script's path, or null.</returns>
     public static string? FindLocalClusterScript()
@@ -98,6 +98,12 @@ public static class ClusterConnection
         if (Environment.GetEnvironmentVariable(ScriptVariable) is { Length: > 0 } named)
         {
             return Path.GetFullPath(named);
+        }
+
+        var shipped = Path.Combine(AppContext.BaseDirectory, "cluster", "local-cluster");
+        if (File.Exists(shipped))
+        {
+            return shipped;
         }
 
         return FindRepositoryRoot() is { } root ? Path.Combine(root, "cluster", "local-cluster") : null;
@@ -144,7 +150,7 @@ public static class ClusterConnection
 
     // The cluster's daemons outlive this call: they must not inherit descriptors this process got from its parent (a
     // `flock FILE hybridbatch …` lock would be held by the kubelet for ever), so bash closes them first. The script is
-    // run by bash, not exec'd, so it needs no executable bit.
+    // run by bash, not exec'd: NuGet does not keep the executable bit when it extracts the tool.
     private const string CloseInheritedDescriptorsThenRun =
         "for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ \"$fd\" -gt 2 ] 2>/dev/null; then eval \"exec $fd>&-\" 2>/dev/null; fi; done; exec /bin/bash \"$0\" \"$@\"";
 

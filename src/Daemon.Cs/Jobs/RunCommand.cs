@@ -24,7 +24,7 @@ public static partial class RunCommand
     /// <returns>The command.</returns>
     public static Command Create()
     {
-        var file = new Argument<string>("FILE") { Description = "A YAML or JSON jobs file (see examples/quickstart.yaml)." };
+        var file = new Argument<string>("FILE") { Description = "A YAML or JSON jobs file ('hybridbatch example' prints one)." };
         var plain = new Option<bool>("--plain") { Description = "Write plain progress lines even on a terminal (the default when output is redirected)." };
         var command = new Command(
             "run",
