@@ -39,10 +39,15 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
     /// <summary>The kubeconfig in use.</summary>
     public string KubeconfigPath { get; private set; } = "";
 
+    /// <summary>Whether the cluster is this machine's local cluster (no kubeconfig was given), which is now running.</summary>
+    public bool IsLocalCluster { get; private set; }
+
     /// <inheritdoc />
     public async Task InitializeAsync()
     {
-        KubeconfigPath = GivenKubeconfig() ?? await StartLocalClusterAsync();
+        var given = GivenKubeconfig();
+        IsLocalCluster = given is null;
+        KubeconfigPath = given ?? await StartLocalClusterAsync();
         var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath);
         Namespace = Environment.GetEnvironmentVariable("HYBRIDBATCH_NAMESPACE") is { Length: > 0 } ns
             ? ns
