@@ -24,7 +24,7 @@ public static partial class RunCommand
     /// <returns>The command.</returns>
     public static Command Create()
     {
-        var file = new Argument<string>("FILE") { Description = "A YAML or JSON jobs file (see examples/quickstart.yaml)." };
+        var file = new Argument<string>("FILE") { Description = "A YAML or JSON jobs file ('hybridbatch example' prints one)." };
         var plain = new Option<bool>("--plain") { Description = "Write plain progress lines even on a terminal (the default when output is redirected)." };
         var command = new Command(
             "run",
@@ -88,7 +88,10 @@ public static partial class RunCommand
         KubernetesBatchSystem system;
         try
         {
-            await ClusterConnection.ResolveAsync(options, logger, cancellationToken).ConfigureAwait(false);
+            // The local cluster's script says what it does every few seconds (a first start builds Kubernetes for about
+            // 10 minutes); its lines go to stderr as they come, beside the log's, so the run is never silent for long.
+            await ClusterConnection.ResolveAsync(options, logger, line => Console.Error.WriteLine("local-cluster " + line), cancellationToken)
+                .ConfigureAwait(false);
             system = await KubernetesBatchSystem.CreateAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using HybridBatch.Daemon.Hosting;
 using k8s;
 using Xunit.Abstractions;
 using Xunit.Sdk;
@@ -39,10 +39,15 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
     /// <summary>The kubeconfig in use.</summary>
     public string KubeconfigPath { get; private set; } = "";
 
+    /// <summary>Whether the cluster is this machine's local cluster (no kubeconfig was given), which is now running.</summary>
+    public bool IsLocalCluster { get; private set; }
+
     /// <inheritdoc />
     public async Task InitializeAsync()
     {
-        KubeconfigPath = GivenKubeconfig() ?? await StartLocalClusterAsync();
+        var given = GivenKubeconfig();
+        IsLocalCluster = given is null;
+        KubeconfigPath = given ?? await StartLocalClusterAsync();
         var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath);
         Namespace = Environment.GetEnvironmentVariable("HYBRIDBATCH_NAMESPACE") is { Length: > 0 } ns
             ? ns
@@ -71,14 +76,20 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
         return null;
     }
 
+    // The script's progress lines (a cold start builds Kubernetes for about 10 minutes, with a line every 5 s) go to
+    // xunit's diagnostics as they come; xunit.runner.json turns those on, so `dotnet test` shows them.
     private async Task<string> StartLocalClusterAsync()
     {
         var script = Path.Combine(FindRepositoryRoot(), "cluster", "local-cluster");
-        await RunAsync(script, "up");
-        var path = (await RunAsync(script, "kubeconfig")).Trim();
-        return File.Exists(path)
-            ? path
-            : throw new InvalidOperationException($"'{script} kubeconfig' printed '{path}', which is not a file.");
+        using var timeout = new CancellationTokenSource(UpTimeout);
+        try
+        {
+            return await ClusterConnection.StartLocalClusterAsync(script, Log, timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            throw new TimeoutException($"{script} up did not finish within {UpTimeout}.");
+        }
     }
 
     private static string FindRepositoryRoot()
@@ -93,58 +104,6 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
 
         throw new InvalidOperationException(
             $"No HybridBatch.sln above {AppContext.BaseDirectory}; set HYBRIDBATCH_KUBECONFIG to use an existing cluster.");
-    }
-
-    // Progress lines go to xunit's diagnostics (visible with diagnosticMessages), so a cold build does not look hung.
-    private async Task<string> RunAsync(string script, string arguments)
-    {
-        var start = new ProcessStartInfo(script, arguments)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Cannot start {script}.");
-        var errors = new List<string>();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-
-            lock (errors)
-            {
-                errors.Add(e.Data);
-            }
-
-            Log(e.Data);
-        };
-        process.BeginErrorReadLine();
-        var output = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(UpTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{script} {arguments} did not finish within {UpTimeout}.");
-        }
-
-        if (process.ExitCode != 0)
-        {
-            string tail;
-            lock (errors)
-            {
-                tail = string.Join(Environment.NewLine, errors.TakeLast(30));
-            }
-
-            throw new InvalidOperationException($"{script} {arguments} exited with {process.ExitCode}:{Environment.NewLine}{tail}");
-        }
-
-        return await output;
     }
 
     private void Log(string message) => diagnostics.OnMessage(new DiagnosticMessage($"[cluster] {message}"));
