@@ -22,6 +22,7 @@ NODE_NAME="hybridbatch-node"
 API_URL="https://${NS_IP}:6443"
 SANDBOX_IMAGE="k8s.gcr.io/pause:3.2"
 BUSYBOX_IMAGE="docker.io/library/busybox:1.35"
+MINIMAL_IMAGE="docker.io/hybridbatch/busybox-minimal:1.35"
 
 PKI="$STATE/pki"
 ETC="$STATE/etc"

@@ -55,22 +55,40 @@ build_oci_archive() {
     rm -rf "$tmp"
 }
 
-# busybox with every applet linked, named like Docker Hub's image so the product's default image 'busybox:1.35'
-# resolves here and on a real cluster alike.
-build_busybox_archive() {
-    local out="$1" rootfs applet
-    rootfs="$(mktemp -d)"
-    mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,root,proc,sys,dev,home,var/tmp,tmp,run/lock}
-    chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
+# The host's busybox-static as ROOTFS/bin/busybox, with every applet linked to it.
+add_busybox() {
+    local rootfs="$1" applet
+    mkdir -p "$rootfs/bin"
     cp /bin/busybox "$rootfs/bin/busybox"
     while read -r applet; do
         [[ "$applet" == bin/busybox ]] && continue
         mkdir -p "$rootfs/$(dirname "$applet")"
         ln -sf /bin/busybox "$rootfs/$applet"
     done < <(/bin/busybox --list-full)
+}
+
+# busybox with every applet linked, named like Docker Hub's image so the product's default image 'busybox:1.35'
+# resolves here and on a real cluster alike.
+build_busybox_archive() {
+    local out="$1" rootfs
+    rootfs="$(mktemp -d)"
+    mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,root,proc,sys,dev,home,var/tmp,tmp,run/lock}
+    chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
+    add_busybox "$rootfs"
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
     build_oci_archive "$BUSYBOX_IMAGE" "$rootfs" \
+        '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}' "$out"
+    rm -rf "$rootfs"
+}
+
+# Nothing but busybox and its applets: no /etc, no /tmp, no /var/tmp, like a minimal image built FROM scratch. Jobs
+# in it show that the scratch volume, not the image, gives TMPDIR a directory.
+build_minimal_archive() {
+    local out="$1" rootfs
+    rootfs="$(mktemp -d)"
+    add_busybox "$rootfs"
+    build_oci_archive "$MINIMAL_IMAGE" "$rootfs" \
         '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}' "$out"
     rm -rf "$rootfs"
 }
@@ -89,13 +107,20 @@ busybox_archive() {
     echo "$IMAGE_CACHE/busybox-${version//:/_}.oci.tar"
 }
 
+minimal_archive() {
+    local version
+    version="$(dpkg-query -W -f='${Version}' busybox-static)"
+    echo "$IMAGE_CACHE/busybox-minimal-${version//:/_}.oci.tar"
+}
+
 pause_archive() {
     echo "$(dirname "$KUBE_BIN")/pause.oci.tar"
 }
 
 ensure_image_archives() {
-    local busybox pause
+    local busybox minimal pause
     busybox="$(busybox_archive)"
+    minimal="$(minimal_archive)"
     pause="$(pause_archive)"
     if [[ ! -f "$busybox" || ! -f "$pause" ]]; then
         require_writable_cache
@@ -103,6 +128,10 @@ ensure_image_archives() {
     if [[ ! -f "$busybox" ]]; then
         step "building image $BUSYBOX_IMAGE"
         build_busybox_archive "$busybox"
+    fi
+    if [[ ! -f "$minimal" ]]; then
+        step "building image $MINIMAL_IMAGE"
+        build_minimal_archive "$minimal"
     fi
     if [[ ! -f "$pause" ]]; then
         step "building image $SANDBOX_IMAGE"
@@ -126,5 +155,9 @@ ensure_images_imported() {
     if ! grep -qxF "$BUSYBOX_IMAGE" <<<"$present"; then
         step "importing $BUSYBOX_IMAGE"
         ctr_k8s images import "$(busybox_archive)" >/dev/null
+    fi
+    if ! grep -qxF "$MINIMAL_IMAGE" <<<"$present"; then
+        step "importing $MINIMAL_IMAGE"
+        ctr_k8s images import "$(minimal_archive)" >/dev/null
     fi
 }

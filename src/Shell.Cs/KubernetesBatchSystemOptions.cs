@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using HybridBatch.Core.Api;
+using HybridBatch.Translation;
 
 namespace HybridBatch;
 
@@ -157,6 +158,10 @@ public sealed partial class KubernetesBatchSystemOptions
         if (!WorkDir.StartsWith('/'))
         {
             problems.Add($"the work directory '{WorkDir}' is not absolute: give a path starting with '/'");
+        }
+        else if (JobManifests.FixedMounts.Contains(WorkDir.TrimEnd('/')))
+        {
+            problems.Add($"the work directory '{WorkDir}' is where job containers mount other volumes: choose another directory, such as /var/lib/hybridbatch");
         }
 
         if (FinishedJobTtl < 0)

@@ -24,6 +24,18 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     /// <summary>The container's name, as in Toil.</summary>
     public const string ContainerName = "runner-container";
 
+    /// <summary>Where <c>TMPDIR</c> points, as in Toil; a scratch volume is mounted there.</summary>
+    public const string ScratchDirectory = "/var/tmp";
+
+    /// <summary>The lock directory jobs coordinate through: the node's /run/lock with a host path, else the pod's own.</summary>
+    public const string CoordinationDirectory = "/run/lock";
+
+    /// <summary>The name of the job's scratch volume.</summary>
+    public const string ScratchVolume = "scratch";
+
+    /// <summary>Directories the job container always mounts something at, which the work directory must not be.</summary>
+    public static readonly IReadOnlyList<string> FixedMounts = [ScratchDirectory, CoordinationDirectory];
+
     private readonly V1SecurityContext? _containerSecurity = Load<V1SecurityContext>(options.SecurityContext);
     private readonly V1PodSecurityContext? _podSecurity = Load<V1PodSecurityContext>(options.PodSecurityContext);
 
@@ -85,7 +97,7 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
             [RequestAnnotation] = string.Create(CultureInfo.InvariantCulture, $"{request.millicores},{request.memory},{request.disk}"),
         };
 
-        var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["TMPDIR"] = "/var/tmp" };
+        var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["TMPDIR"] = ScratchDirectory };
         foreach (var (key, value) in environment)
         {
             env[key] = value;
@@ -104,7 +116,12 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
                 Requests = quantities,
                 Limits = resources.Limits.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value)),
             },
-            VolumeMounts = [new V1VolumeMount { MountPath = options.WorkDir, Name = "workdir" }, new V1VolumeMount { MountPath = "/run/lock", Name = "coordination" }],
+            VolumeMounts =
+            [
+                new V1VolumeMount { MountPath = options.WorkDir, Name = "workdir" },
+                new V1VolumeMount { MountPath = CoordinationDirectory, Name = "coordination" },
+                new V1VolumeMount { MountPath = ScratchDirectory, Name = ScratchVolume },
+            ],
             SecurityContext = ContainerSecurity(),
         };
 
@@ -112,7 +129,7 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         {
             Containers = [container],
             RestartPolicy = "Never",
-            Volumes = Volumes(),
+            Volumes = [.. Volumes(), Scratch(resources)],
             SecurityContext = _podSecurity,
             ServiceAccountName = options.ServiceAccount,
             // A job gets API credentials only when it is given an account to use them with.
@@ -220,6 +237,22 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
             new V1Volume { Name = "coordination", EmptyDir = new V1EmptyDirVolumeSource() },
         ];
     }
+
+    // The job's TMPDIR, so mktemp works in any image, also one without /var/tmp (it hides the image's own /var/tmp).
+    // Its size limit is the job's ephemeral-storage request, not an addition to it: the kubelet counts emptyDir usage
+    // toward the pod's ephemeral storage, whose limit is the container's (equal to its request), so scratch, work
+    // directory, writable layer and logs share the one disk budget the job was scheduled with. A size limit is no
+    // request, so nothing is asked for twice; it states the volume's share, and an eviction for it names the volume.
+    // The kubelet creates the directory 0777, so any user the job runs as can write; no sticky bit is needed, as the
+    // pod has the directory to itself.
+    private static V1Volume Scratch(KubernetesResourcesView resources) => new()
+    {
+        Name = ScratchVolume,
+        EmptyDir = new V1EmptyDirVolumeSource
+        {
+            SizeLimit = resources.Requests.TryGetValue("ephemeral-storage", out var disk) ? new ResourceQuantity(disk) : null,
+        },
+    };
 
     /// <summary>The run's own directory under the shared host path: what node cleanup removes.</summary>
     public string RunDirectory(string hostPath) => $"{hostPath.TrimEnd('/')}/{runId}";

@@ -171,6 +171,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         { "run id of 64 characters", o => o.RunId = new string('r', 64), ["run id"] },
         { "relative host path", o => o.HostPath = "tmp/x", ["host path", "'/'"] },
         { "relative work directory", o => o.WorkDir = "work", ["work directory", "'/'"] },
+        { "work directory where TMPDIR's scratch volume is", o => o.WorkDir = "/var/tmp/", ["work directory", "/var/tmp"] },
         { "negative finished-job TTL", o => o.FinishedJobTtl = -1, ["TTL", "zero or more"] },
         { "no creates in flight", o => o.MaxCreatesInFlight = 0, ["creates in flight", "at least 1"] },
         { "missing security context file", o => o.SecurityContext = "/nonexistent/sc.yaml", ["/nonexistent/sc.yaml", "YAML"] },

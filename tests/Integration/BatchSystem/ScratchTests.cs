@@ -1,0 +1,105 @@
+using HybridBatch.Core;
+using HybridBatch.Core.Api;
+using HybridBatch.Integration.Cluster;
+using HybridBatch.Translation;
+using Xunit.Abstractions;
+
+namespace HybridBatch.Integration.BatchSystem;
+
+/// <summary>Every job gets a working temporary directory where TMPDIR points, whatever its image holds.</summary>
+[Collection(LocalClusterCollection.Name)]
+public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper output)
+{
+    /// <summary>busybox and nothing else: no /etc, /tmp or /var/tmp (cluster/lib/images.sh).</summary>
+    private const string MinimalImage = "docker.io/hybridbatch/busybox-minimal:1.35";
+
+    // Toil's test_run_jobs command (mktemp -d), then a file written to and read from the directory it made.
+    private const string MakeAndUseTemporaryDirectory = "dir=$(mktemp -d) && echo x > \"$dir/f\" && test -s \"$dir/f\"";
+
+    private async Task<UpdatedBatchJobInfo> RunAsync(string command, JobDescription job, Action<KubernetesBatchSystemOptions>? change = null)
+    {
+        var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
+        try
+        {
+            var id = await system.IssueBatchJobAsync(command, job);
+            var info = await Batch.NextAsync(system);
+            Assert.Equal(id, info.JobId);
+            if (info.ExitStatus != 0)
+            {
+                output.WriteLine(system.GetFailureLog(info.BackingId) ?? "(no log)");
+            }
+
+            return info;
+        }
+        finally
+        {
+            await system.ShutdownAsync();
+            await system.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_job_in_an_image_without_var_tmp_makes_and_uses_a_temporary_directory()
+    {
+        var info = await RunAsync(MakeAndUseTemporaryDirectory, Batch.Job("minimal") with { Image = MinimalImage });
+        Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
+    }
+
+    [Fact]
+    public async Task A_job_running_as_an_unprivileged_user_can_write_its_temporary_directory()
+    {
+        var info = await RunAsync(
+            $"[ \"$(id -u)\" = 65534 ] && {MakeAndUseTemporaryDirectory}", Batch.Job("minimal-nobody") with { Image = MinimalImage }, o => o.RunAsUser = 65534);
+        Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
+    }
+}
+
+/// <summary>The scratch volume in the manifests, without a cluster.</summary>
+public sealed class ScratchManifestTests
+{
+    private const long Overhead = 16L * 1024 * 1024;
+
+    private static (k8s.Models.V1Job Job, KubernetesResourcesView Resources) Build(KubernetesBatchSystemOptions options)
+    {
+        var job = Batch.Job("scratch", disk: 3_000_000);
+        Assert.True(ResourcesApi.TryToKubernetes(job.Cores, job.Memory, job.Disk, null, Overhead, out var resources, out _));
+        var manifests = new JobManifests(options, "scratch-run", "tester");
+        var request = new JobState.JobRequest(job.Name, 1000, job.Memory, job.Disk);
+        return (manifests.Build(1, "true", job, resources!, request, [], JobManifests.PlacementOf(job, resources!)), resources!);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("/var/lib/hybridbatch-host")]
+    public void The_scratch_volume_is_mounted_where_TMPDIR_points_and_sized_by_the_job_disk_request(string? hostPath)
+    {
+        var (job, resources) = Build(new KubernetesBatchSystemOptions { HostPath = hostPath });
+        var pod = job.Spec.Template.Spec;
+        var container = Assert.Single(pod.Containers);
+
+        Assert.Equal(JobManifests.ScratchDirectory, Assert.Single(container.Env, e => e.Name == "TMPDIR").Value);
+        var mount = Assert.Single(container.VolumeMounts, m => m.MountPath == JobManifests.ScratchDirectory);
+        var volume = Assert.Single(pod.Volumes, v => v.Name == mount.Name);
+        Assert.NotNull(volume.EmptyDir);
+        Assert.Null(volume.EmptyDir.Medium);
+
+        // The job's disk (3,000,000 bytes plus the overhead) is the volume's size and still the container's only
+        // ephemeral-storage request and limit: scratch shares that budget rather than adding to it.
+        var disk = resources.Requests["ephemeral-storage"];
+        Assert.Equal((3_000_000 + Overhead).ToString(System.Globalization.CultureInfo.InvariantCulture), disk);
+        Assert.Equal(disk, volume.EmptyDir.SizeLimit.ToString());
+        Assert.Equal(disk, container.Resources.Requests["ephemeral-storage"].ToString());
+        Assert.Equal(disk, container.Resources.Limits["ephemeral-storage"].ToString());
+    }
+
+    [Fact]
+    public void The_node_cleanup_job_mounts_only_the_host_directory()
+    {
+        var cleanup = new JobManifests(new KubernetesBatchSystemOptions { HostPath = "/var/lib/hybridbatch-host" }, "scratch-run", "tester")
+            .Cleanup("node-1");
+        Assert.NotNull(cleanup);
+        var pod = cleanup.Spec.Template.Spec;
+        Assert.Equal(["parent"], pod.Volumes.Select(v => v.Name));
+        Assert.Equal(["/host"], Assert.Single(pod.Containers).VolumeMounts.Select(m => m.MountPath));
+    }
+}
