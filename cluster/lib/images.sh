@@ -122,7 +122,7 @@ ensure_image_archives() {
     busybox="$(busybox_archive)"
     minimal="$(minimal_archive)"
     pause="$(pause_archive)"
-    if [[ ! -f "$busybox" || ! -f "$pause" ]]; then
+    if [[ ! -f "$busybox" || ! -f "$minimal" || ! -f "$pause" ]]; then
         require_writable_cache
     fi
     if [[ ! -f "$busybox" ]]; then
