@@ -9,8 +9,7 @@ namespace HybridBatch.Integration.BadInput;
 /// Every public entry point of the library given bad input: the error names the input and the fix, nothing is created
 /// in the cluster, and the batch system still runs jobs afterwards.
 /// </summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     private static readonly string HugeCommand = new('x', 300 * 1024);
 

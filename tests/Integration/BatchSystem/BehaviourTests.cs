@@ -6,8 +6,7 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.BatchSystem;
 
 /// <summary>What HybridBatch promises beyond Toil's tests: exit reasons, stuck pods, lost jobs, queueing, scale, re-attaching.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     private async Task<KubernetesBatchSystem> StartAsync(Action<KubernetesBatchSystemOptions>? change = null) =>
         await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));

@@ -7,8 +7,7 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.BatchSystem;
 
 /// <summary>Every job gets a working temporary directory where TMPDIR points, whatever its image holds.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     /// <summary>busybox and nothing else: no /etc, /tmp or /var/tmp (cluster/lib/images.sh).</summary>
     private const string MinimalImage = "docker.io/hybridbatch/busybox-minimal:1.35";

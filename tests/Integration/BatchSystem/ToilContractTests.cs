@@ -4,8 +4,7 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.BatchSystem;
 
 /// <summary>Toil's <c>AbstractBatchSystemTest</c> for Kubernetes, translated, against the real cluster.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHelper output) : IAsyncLifetime
+public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IAsyncLifetime
 {
     private KubernetesBatchSystem system = null!;
 

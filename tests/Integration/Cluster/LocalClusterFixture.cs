@@ -5,20 +5,18 @@ using Xunit.Sdk;
 
 namespace HybridBatch.Integration.Cluster;
 
-/// <summary>Tests in this collection share one cluster and one client.</summary>
-[CollectionDefinition(Name)]
-public sealed class LocalClusterCollection : ICollectionFixture<LocalClusterFixture>
-{
-    /// <summary>The collection name for <c>[Collection(LocalClusterCollection.Name)]</c>.</summary>
-    public const string Name = "Kubernetes cluster";
-}
-
 /// <summary>
 /// The cluster the integration tests run against, seen through the product's least-privileged identity.
 /// <c>HYBRIDBATCH_KUBECONFIG</c> or <c>KUBECONFIG</c>, when it names a file, selects any existing cluster;
 /// otherwise the repository's local cluster is brought up (<c>cluster/local-cluster up</c>, built on first use)
 /// and its least-privileged kubeconfig is used.
 /// </summary>
+/// <remarks>
+/// Each test class gets its own fixture (<c>IClassFixture</c>), and with it a namespace of its own, so classes run in
+/// parallel without seeing each other's Jobs, pods, events or LimitRanges: when the cluster's admin is at hand (the local
+/// cluster), a fresh namespace with the identity's Role copied from its own namespace; otherwise
+/// <c>HYBRIDBATCH_NAMESPACE</c> or the kubeconfig's namespace, shared.
+/// </remarks>
 public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifetime
 {
     // A cold start builds Kubernetes from source (about 10 minutes on 2 cores).
@@ -42,6 +40,11 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
     /// <summary>Whether the cluster is this machine's local cluster (no kubeconfig was given), which is now running.</summary>
     public bool IsLocalCluster { get; private set; }
 
+    /// <summary>The identity's own namespace, from <c>HYBRIDBATCH_NAMESPACE</c> or the kubeconfig (which tests share).</summary>
+    public string IdentityNamespace { get; private set; } = "";
+
+    private bool ownsNamespace;
+
     /// <inheritdoc />
     public async Task InitializeAsync()
     {
@@ -49,18 +52,29 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
         IsLocalCluster = given is null;
         KubeconfigPath = given ?? await StartLocalClusterAsync();
         var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath);
-        Namespace = Environment.GetEnvironmentVariable("HYBRIDBATCH_NAMESPACE") is { Length: > 0 } ns
+        IdentityNamespace = Environment.GetEnvironmentVariable("HYBRIDBATCH_NAMESPACE") is { Length: > 0 } ns
             ? ns
             : config.Namespace ?? "default";
         client = new Kubernetes(config);
+        Namespace = IdentityNamespace;
+        if (Admin.Available)
+        {
+            Namespace = await TestNamespaces.CreateAsync(client, IdentityNamespace);
+            ownsNamespace = true;
+        }
+
         Log($"cluster {config.Host}, namespace {Namespace}, kubeconfig {KubeconfigPath}");
     }
 
     /// <inheritdoc />
-    public Task DisposeAsync()
+    public async Task DisposeAsync()
     {
+        if (ownsNamespace)
+        {
+            await TestNamespaces.DeleteAsync(Namespace);
+        }
+
         client?.Dispose();
-        return Task.CompletedTask;
     }
 
     private static string? GivenKubeconfig()

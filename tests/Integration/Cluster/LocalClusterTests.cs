@@ -6,8 +6,7 @@ using k8s.Models;
 namespace HybridBatch.Integration.Cluster;
 
 /// <summary>The cluster runs Jobs for the product's identity, and that identity stays in its lane.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class LocalClusterTests(LocalClusterFixture cluster)
+public sealed class LocalClusterTests(LocalClusterFixture cluster) : IClassFixture<LocalClusterFixture>
 {
     private static readonly TimeSpan JobTimeout = TimeSpan.FromMinutes(2);
 

@@ -15,9 +15,8 @@ namespace HybridBatch.Integration.Daemon;
 /// can only finish if every line reached the user while it was still running. Its <c>kubeconfig</c> is the test
 /// cluster's, so the run then goes on as usual.
 /// </summary>
-[Collection(LocalClusterCollection.Name)]
 [SupportedOSPlatform("linux")]
-public sealed class ClusterProgressTests(LocalClusterFixture cluster, ITestOutputHelper output) : IDisposable
+public sealed class ClusterProgressTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IDisposable
 {
     private const int Steps = 3;
     private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("hybridbatch-progress-");

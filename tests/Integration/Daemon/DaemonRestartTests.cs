@@ -6,8 +6,7 @@ using static HybridBatch.Integration.Daemon.TesApiTests;
 namespace HybridBatch.Integration.Daemon;
 
 /// <summary>Tasks survive the daemon being killed: listed after restart, re-attached, neither lost nor run twice.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class DaemonRestartTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class DaemonRestartTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     [Fact]
     public async Task After_kill_9_and_restart_every_task_is_listed_once_and_running_ones_finish_without_resubmission()

@@ -7,8 +7,7 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.Daemon;
 
 /// <summary><c>hybridbatch run FILE</c> against the cluster.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     private async Task<(int Status, string Output)> RunAsync(string fileText, string extension = ".yaml", CancellationToken cancellationToken = default)
     {

@@ -11,8 +11,7 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.Daemon;
 
 /// <summary>The TES 1.1 API of <c>hybridbatch serve</c>, end to end against the cluster.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper output) : IAsyncLifetime
+public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IAsyncLifetime
 {
     private readonly string dataDirectory = Directory.CreateTempSubdirectory("hybridbatch-tes-").FullName;
     private Daemon? daemon;

@@ -10,8 +10,7 @@ namespace HybridBatch.Integration.Daemon;
 /// <c>resources.backend_parameters</c> of the TES API: the daemon supports none, refuses them under
 /// <c>backend_parameters_strict</c> and otherwise runs the task without them, saying so in its system logs.
 /// </summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITestOutputHelper output) : IAsyncLifetime
+public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IAsyncLifetime
 {
     private readonly string dataDirectory = Directory.CreateTempSubdirectory("hybridbatch-tes-backend-").FullName;
     private Daemon? daemon;

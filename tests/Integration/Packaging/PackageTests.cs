@@ -12,9 +12,8 @@ namespace HybridBatch.Integration.Packaging;
 /// The packages as a user gets them: the library added to a new console project from a folder feed, and the tool
 /// installed into a tool path and run from a folder that is not a checkout.
 /// </summary>
-[Collection(LocalClusterCollection.Name)]
 [SupportedOSPlatform("linux")]
-public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFeed feed, ITestOutputHelper output) : IClassFixture<PackagedFeed>
+public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFeed feed, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IClassFixture<PackagedFeed>
 {
     private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(10);

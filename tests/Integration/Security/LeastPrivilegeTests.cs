@@ -10,8 +10,7 @@ namespace HybridBatch.Integration.Security;
 /// The product's identity (the least-privileged kubeconfig) can do each thing the batch system does, and nothing more:
 /// asked of the API server (SelfSubjectAccessReview) and tried for real.
 /// </summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class LeastPrivilegeTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class LeastPrivilegeTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     /// <summary>What the batch system does: namespace, API group, resource, subresource, verb.</summary>
     public static TheoryData<string, string, string, string> Needed() => new()

@@ -10,8 +10,7 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.Security;
 
 /// <summary>Job pods are locked down unless the options say otherwise; commands arrive verbatim; tokens stay secret.</summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     // /proc/self/status inside the container: no effective capability, and no way to gain privileges.
     private const string Unprivileged = "grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/self/status && grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/self/status";
