@@ -122,10 +122,6 @@ module Quantity =
     /// A whole number of units; every int64 is representable, so this cannot fail.
     let ofInt64 (format: QuantityFormat) (value: int64) : Quantity = make format (BigInteger value * nanosPerUnit)
 
-    /// A whole number of thousandths (millicores for CPU); every int64 is representable.
-    let ofMillis (format: QuantityFormat) (millis: int64) : Quantity =
-        make format (BigInteger millis * BigInteger.Pow(10I, 6))
-
     /// The value as a whole number, when it is one.
     let toInt64 (quantity: Quantity) : int64 option =
         if (quantity.nanos % nanosPerUnit).IsZero then
