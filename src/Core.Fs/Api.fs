@@ -68,7 +68,7 @@ module ResourcesApi =
         | NegativeMemory _ -> "memory", ""
         | NegativeDisk _ -> "disk", ""
         | NegativeOverhead _ -> "overhead", ""
-        | ResourceTooLarge(resource, _) -> resource, ""
+        | ResourceTooLarge(resource, _) -> resource.Name, ""
         | InvalidAcceleratorCount _
         | UnsupportedAccelerator _
         | InvalidAcceleratorBrand _
@@ -84,11 +84,11 @@ module ResourcesApi =
         match error with
         | ExceedsMaximum(_, _, amount, _) -> amount
         | InvalidCores _
-        | ResourceTooLarge("cores", _) -> invariant request.cores
+        | ResourceTooLarge(LimitedResource.Cores, _) -> invariant request.cores
         | NegativeMemory _
-        | ResourceTooLarge("memory", _) -> string request.memory
+        | ResourceTooLarge(LimitedResource.Memory, _) -> string request.memory
         | NegativeDisk _
-        | ResourceTooLarge("disk", _) -> string request.disk
+        | ResourceTooLarge(LimitedResource.Disk, _) -> string request.disk
         | ResourceTooLarge _
         | NegativeOverhead _
         | InvalidAcceleratorCount _
@@ -631,12 +631,7 @@ type Lifecycle =
 type Pool =
     /// Cores as whole millicores, rounded up as Kubernetes requests are (so a positive request never becomes 0);
     /// amounts beyond Kubernetes' range saturate.
-    static member Millicores(cores: float) : int64 =
-        match Quantity.ofFloat DecimalSI cores with
-        | Ok quantity ->
-            let millis = Quantity.nanos (Quantity.roundUpToMillis quantity) / 1_000_000I
-            if millis > bigint (Int64.MaxValue / 4L) then Int64.MaxValue / 4L else int64 millis
-        | Error _ -> Int64.MaxValue / 4L
+    static member Millicores(cores: float) : int64 = Resources.poolMillicores cores
 
 /// Names and labels of the objects the batch system creates.
 [<AbstractClass; Sealed>]

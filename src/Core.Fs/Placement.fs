@@ -1,9 +1,5 @@
 namespace HybridBatch.Core
 
-open System
-open System.Collections.Generic
-open System.Runtime.InteropServices
-
 /// A node label (or taint) key and the values that count; an empty list means any value.
 type LabelSelector = { key: string; values: string list }
 
@@ -156,6 +152,17 @@ module Placement =
     let requireLabel (key: string) (values: string list) (placement: Placement) : Placement =
         { placement with
             requiredLabels = placement.requiredLabels @ [ { key = key; values = values } ] }
+
+    /// Requires a label with one of `values`, in place of the values of a required label with the same key (as
+    /// setting an entry of Toil's dictionary does).
+    let setRequiredLabel (key: string) (values: string list) (placement: Placement) : Placement =
+        if placement.requiredLabels |> List.exists (fun selector -> selector.key = key) then
+            { placement with
+                requiredLabels =
+                    placement.requiredLabels
+                    |> List.map (fun selector -> if selector.key = key then { selector with values = values } else selector) }
+        else
+            requireLabel key values placement
 
     /// Adds a label the node should have with one of `values` (any value when empty).
     let desireLabel (key: string) (values: string list) (placement: Placement) : Placement =

@@ -1,9 +1,7 @@
 namespace HybridBatch.Core
 
 open System
-open System.Collections.Generic
 open System.Globalization
-open System.Runtime.InteropServices
 open System.Text.RegularExpressions
 
 /// Kubernetes' syntax for label keys and values, taint keys and extended resource domains. Placement validates
@@ -109,6 +107,13 @@ type LimitedResource =
     | Memory
     | Disk
 
+    /// The resource as Toil names it: cores, memory or disk.
+    member this.Name =
+        match this with
+        | Cores -> "cores"
+        | Memory -> "memory"
+        | Disk -> "disk"
+
 /// A request's resources as Kubernetes container resources: requests equal limits.
 type KubernetesResources =
     {
@@ -132,7 +137,7 @@ type ResourceError =
     /// The per-pod overhead below zero.
     | NegativeOverhead of overhead: int64
     /// An amount too large to express as a Kubernetes quantity (with the overhead added, for bytes).
-    | ResourceTooLarge of resource: string * requested: string
+    | ResourceTooLarge of resource: LimitedResource * requested: string
     /// An accelerator count below 1.
     | InvalidAcceleratorCount of accelerator: AcceleratorRequirement
     /// An accelerator that is neither a GPU nor has a model, which Kubernetes cannot be asked for.
@@ -165,7 +170,7 @@ type ResourceError =
         | NegativeOverhead overhead ->
             $"The per-pod overhead of %d{overhead} bytes is invalid: configure an overhead of at least 0 bytes."
         | ResourceTooLarge(resource, requested) ->
-            $"The request for %s{requested} %s{resource} is too large for Kubernetes (at most 2^63 - 1 including the per-pod overhead). Request less."
+            $"The request for %s{requested} %s{resource.Name} is too large for Kubernetes (at most 2^63 - 1 including the per-pod overhead). Request less."
         | InvalidAcceleratorCount accelerator ->
             $"The accelerator %s{describe accelerator} is invalid: its count must be at least 1."
         | UnsupportedAccelerator accelerator ->
@@ -175,11 +180,13 @@ type ResourceError =
         | InvalidAcceleratorModel(accelerator, reason) ->
             $"The accelerator %s{describe accelerator} has a model that cannot be a node label value: %s{reason}. Use the model name the nodes are labelled with, such as \"nvidia-tesla-k80\"."
         | ExceedsMaximum(jobName, resource, requested, maximum) ->
-            let name, unit, purpose, flag =
+            let name = resource.Name
+
+            let unit, purpose, flag =
                 match resource with
-                | LimitedResource.Cores -> "cores", "", "", "--maxCores"
-                | LimitedResource.Memory -> "memory", "bytes of ", "", "--maxMemory"
-                | LimitedResource.Disk -> "disk", "bytes of ", " for temporary space", "--maxDisk"
+                | LimitedResource.Cores -> "", "", "--maxCores"
+                | LimitedResource.Memory -> "bytes of ", "", "--maxMemory"
+                | LimitedResource.Disk -> "bytes of ", " for temporary space", "--maxDisk"
 
             let who =
                 match jobName with
@@ -239,24 +246,88 @@ module Resources =
         |> Option.map Error
         |> Option.defaultValue (Ok())
 
+    let private amounts (request: ResourceRequest) =
+        firstError
+            [ if not (Double.IsFinite request.cores && request.cores >= 0.0) then
+                  Error(InvalidCores request.cores)
+              if request.memory < 0L then
+                  Error(NegativeMemory request.memory)
+              if request.disk < 0L then
+                  Error(NegativeDisk request.disk) ]
+
+    let private accelerators (request: ResourceRequest) =
+        firstError (request.accelerators |> List.map checkAccelerator)
+
     /// Checks that the amounts are valid: finite cores ≥ 0, memory and disk ≥ 0, and accelerators Kubernetes can
     /// provide (a count ≥ 1; a GPU, or any kind with a model; a brand usable as a resource domain; a model usable
     /// as a label value).
     let validate (request: ResourceRequest) : Result<unit, ResourceError> =
-        firstError
-            [ if not (Double.IsFinite request.cores && request.cores >= 0.0) then
-                  yield Error(InvalidCores request.cores)
-              if request.memory < 0L then
-                  yield Error(NegativeMemory request.memory)
-              if request.disk < 0L then
-                  yield Error(NegativeDisk request.disk)
-              yield! request.accelerators |> List.map checkAccelerator ]
+        amounts request |> Result.bind (fun () -> accelerators request)
+
+    /// The most millicores the pool counts, a quarter of the int64 range, so that sums of requests cannot overflow.
+    [<Literal>]
+    let MaxMillicores = 2305843009213693951L
+
+    /// Cores as a cpu quantity in whole millicores, rounded up as Kubernetes does (so a positive request never
+    /// becomes 0): the one rounding of cores, for the container's cpu and the pool alike.
+    let cpu (cores: float) : Result<Quantity, ResourceError> =
+        Quantity.ofFloat DecimalSI cores
+        |> Result.mapError (fun _ -> ResourceTooLarge(LimitedResource.Cores, invariant cores))
+        |> Result.map Quantity.roundUpToMillis
+
+    /// A cpu quantity in the pool's unit, whole millicores; amounts above `MaxMillicores` saturate.
+    let millicores (cpu: Quantity) : int64 =
+        let millis = Quantity.nanos cpu / 1_000_000I
+        if millis > bigint MaxMillicores then MaxMillicores else int64 millis
+
+    /// Cores in the pool's unit (for the pool's own limit): `cpu`, then `millicores`; an amount no quantity holds
+    /// saturates.
+    let poolMillicores (cores: float) : int64 =
+        match cpu cores with
+        | Ok quantity -> millicores quantity
+        | Error _ -> MaxMillicores
 
     let private bytesWithOverhead resource (overhead: int64) (bytes: int64) =
         if bytes > Int64.MaxValue - overhead then
             Error(ResourceTooLarge(resource, $"%d{bytes} bytes of"))
         else
             Ok(Quantity.format (Quantity.ofInt64 BinarySI (bytes + overhead)))
+
+    /// The container resources of checked amounts with the cpu already rounded.
+    let private containerResources (overhead: int64) (cpu: Quantity) (request: ResourceRequest) =
+        bytesWithOverhead LimitedResource.Memory overhead request.memory
+        |> Result.bind (fun memory ->
+            bytesWithOverhead LimitedResource.Disk overhead request.disk
+            |> Result.map (fun disk -> memory, disk))
+        |> Result.map (fun (memory, disk) ->
+            let gpus =
+                request.accelerators
+                |> List.filter isGpu
+                |> List.groupBy (fun a -> (defaultArg a.brand "nvidia") + ".com/gpu")
+                |> List.map (fun (resource, accelerators) ->
+                    let count = accelerators |> List.sumBy (fun a -> int64 a.count)
+                    resource, Quantity.format (Quantity.ofInt64 DecimalSI count))
+
+            let requests =
+                Map.ofList ([ "cpu", Quantity.format cpu; "memory", memory; "ephemeral-storage", disk ] @ gpus)
+
+            { requests = requests
+              limits = requests
+              requiredNodeLabels =
+                request.accelerators
+                |> List.choose (fun a -> a.model)
+                |> List.distinct
+                |> List.map (fun model -> AcceleratorLabelKey, model) })
+
+    /// The resources of valid amounts (see `validate`) and the pool's millicores, cpu rounded once.
+    let private convert (overhead: int64) (request: ResourceRequest) =
+        if overhead < 0L then
+            Error(NegativeOverhead overhead)
+        else
+            cpu request.cores
+            |> Result.bind (fun cpu ->
+                containerResources overhead cpu request
+                |> Result.map (fun resources -> resources, millicores cpu))
 
     /// The Kubernetes requests and limits (equal) for a request: cpu in whole millicores rounded up (so a positive
     /// request never becomes 0), memory and ephemeral-storage in bytes exactly plus `overhead`, GPUs counted per
@@ -266,35 +337,19 @@ module Resources =
             Error(NegativeOverhead overhead)
         else
             validate request
-            |> Result.bind (fun () ->
-                Quantity.ofFloat DecimalSI request.cores
-                |> Result.mapError (fun _ -> ResourceTooLarge("cores", invariant request.cores))
-                |> Result.map (Quantity.roundUpToMillis >> Quantity.format))
-            |> Result.bind (fun cpu ->
-                bytesWithOverhead "memory" overhead request.memory
-                |> Result.map (fun memory -> cpu, memory))
-            |> Result.bind (fun (cpu, memory) ->
-                bytesWithOverhead "disk" overhead request.disk
-                |> Result.map (fun disk -> cpu, memory, disk))
-            |> Result.map (fun (cpu, memory, disk) ->
-                let gpus =
-                    request.accelerators
-                    |> List.filter isGpu
-                    |> List.groupBy (fun a -> (defaultArg a.brand "nvidia") + ".com/gpu")
-                    |> List.map (fun (resource, accelerators) ->
-                        let count = accelerators |> List.sumBy (fun a -> int64 a.count)
-                        resource, Quantity.format (Quantity.ofInt64 DecimalSI count))
+            |> Result.bind (fun () -> convert overhead request)
+            |> Result.map fst
 
-                let requests =
-                    Map.ofList ([ "cpu", cpu; "memory", memory; "ephemeral-storage", disk ] @ gpus)
-
-                { requests = requests
-                  limits = requests
-                  requiredNodeLabels =
-                    request.accelerators
-                    |> List.choose (fun a -> a.model)
-                    |> List.distinct
-                    |> List.map (fun model -> AcceleratorLabelKey, model) })
+    let private maxima (limits: ResourceLimits) (jobName: string option) (request: ResourceRequest) =
+        firstError
+            [ if request.cores > limits.maxCores then
+                  Error(
+                      ExceedsMaximum(jobName, LimitedResource.Cores, invariant request.cores, invariant limits.maxCores)
+                  )
+              if request.memory > limits.maxMemory then
+                  Error(ExceedsMaximum(jobName, LimitedResource.Memory, string request.memory, string limits.maxMemory))
+              if request.disk > limits.maxDisk then
+                  Error(ExceedsMaximum(jobName, LimitedResource.Disk, string request.disk, string limits.maxDisk)) ]
 
     /// Toil's `check_resource_request`: refuses invalid amounts, then cores, memory and disk above the configured
     /// maxima (in that order, naming the resource, the amount requested and the limit), then accelerators that
@@ -304,31 +359,17 @@ module Resources =
         (jobName: string option)
         (request: ResourceRequest)
         : Result<unit, ResourceError> =
-        let amounts =
-            firstError
-                [ if not (Double.IsFinite request.cores && request.cores >= 0.0) then
-                      Error(InvalidCores request.cores)
-                  if request.memory < 0L then
-                      Error(NegativeMemory request.memory)
-                  if request.disk < 0L then
-                      Error(NegativeDisk request.disk) ]
+        amounts request
+        |> Result.bind (fun () -> maxima limits jobName request)
+        |> Result.bind (fun () -> accelerators request)
 
-        let maxima =
-            firstError
-                [ if request.cores > limits.maxCores then
-                      Error(
-                          ExceedsMaximum(
-                              jobName,
-                              LimitedResource.Cores,
-                              invariant request.cores,
-                              invariant limits.maxCores
-                          )
-                      )
-                  if request.memory > limits.maxMemory then
-                      Error(ExceedsMaximum(jobName, LimitedResource.Memory, string request.memory, string limits.maxMemory))
-                  if request.disk > limits.maxDisk then
-                      Error(ExceedsMaximum(jobName, LimitedResource.Disk, string request.disk, string limits.maxDisk)) ]
-
-        amounts
-        |> Result.bind (fun () -> maxima)
-        |> Result.bind (fun () -> validate request)
+    /// What issuing a job needs of its request, each check made once: `checkResourceRequest`, then the Kubernetes
+    /// resources (as `toKubernetes`) and the pool's millicores, from one rounding of the cores.
+    let admit
+        (limits: ResourceLimits)
+        (jobName: string option)
+        (overhead: int64)
+        (request: ResourceRequest)
+        : Result<KubernetesResources * int64, ResourceError> =
+        checkResourceRequest limits jobName request
+        |> Result.bind (fun () -> convert overhead request)

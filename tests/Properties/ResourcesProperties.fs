@@ -101,10 +101,10 @@ module ResourcesProperties =
                   "negative disk", (fun r -> { r with disk = Int64.MinValue }), (fun e -> e = NegativeDisk Int64.MinValue)
                   "memory beyond the range with the overhead",
                   (fun r -> { r with memory = Int64.MaxValue }),
-                  (fun e -> match e with ResourceTooLarge("memory", _) -> true | _ -> false)
+                  (fun e -> match e with ResourceTooLarge(LimitedResource.Memory, _) -> true | _ -> false)
                   "cores beyond the range",
                   (fun r -> { r with cores = 1e19 }),
-                  (fun e -> match e with ResourceTooLarge("cores", _) -> true | _ -> false)
+                  (fun e -> match e with ResourceTooLarge(LimitedResource.Cores, _) -> true | _ -> false)
                   "a GPU count of zero",
                   (fun r -> { r with accelerators = r.accelerators @ [ { count = 0; kind = "gpu"; model = None; brand = None; api = None } ] }),
                   (fun e -> match e with InvalidAcceleratorCount _ -> true | _ -> false)
