@@ -7,7 +7,10 @@ open FsCheck
 open FsCheck.FSharp
 open FsCheck.Experimental
 open FsCheck.Xunit
+open HybridBatch.Core
 open HybridBatch.Core.JobState
+open HybridBatch.Core.Lifecycle
+open HybridBatch.Properties.JobStateHistories
 
 /// The reference: a job is queued, waiting for its container, running, or ended with a known outcome.
 type RefStatus =
@@ -62,12 +65,16 @@ type Sut() =
         // The shell creates every job the function asks for; the API answers at once.
         for effect in effects do
             match effect with
-            | Effect.Create id -> this.Model <- fst (step this.Model (Event.Created(id, this.Now)))
-            | Effect.Deliver r -> this.Delivered <- Some r
+            | Effect.Create job -> this.Model <- fst (step this.Model (Event.Created(job.id, this.Now)))
             | Effect.Delete _
             | Effect.Ended _
             | Effect.CleanupNode _
             | Effect.DeleteAll -> ()
+
+    member this.Collect() =
+        let delivered, model, _ = collect this.Model
+        this.Model <- model
+        this.Delivered <- delivered
 
     member this.Pod(id: int, container: Container, phase: PodPhase, reason: string option) =
         this.Now <- this.Now + 1_000L
@@ -125,13 +132,15 @@ let private issueOp =
         (fun _ -> true)
         (fun r -> promote { r with next = r.next + 1; status = Map.add r.next Queued r.status })
         (fun sut ->
+            let job = prepared (nextId sut.Model) 1000L
+
             sut.Apply(
                 Event.Issued(
-                    nextId sut.Model,
-                    { name = $"job-{nextId sut.Model}"
-                      millicores = 1000L
-                      memory = 1L
-                      disk = 1L },
+                    { job with
+                        request =
+                            { job.request with
+                                memory = 1L
+                                disk = 1L } },
                     sut.Now
                 )
             ))
@@ -191,7 +200,7 @@ let private collectOp =
                     delivered = delivered })
         (fun sut ->
             sut.Delivered <- None
-            sut.Apply(Event.Collect sut.Now))
+            sut.Collect())
 
 /// Commands that make sense for the reference's current state.
 let private next (r: Reference) : Gen<Operation<Sut, Reference>> =

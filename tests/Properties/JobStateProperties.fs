@@ -1,233 +1,24 @@
-/// Properties of the job-state transition function over arbitrary event sequences: duplicated, reordered and
-/// replayed observations, resync snapshots, kills racing creates, stuck pods and lost nodes.
+/// Properties of the job-state transition function over arbitrary histories (see JobStateHistories): duplicated,
+/// reordered and replayed observations, resync snapshots, kills racing creates, stuck pods and lost nodes.
 module HybridBatch.Properties.JobStateProperties
 
 open FsCheck
 open FsCheck.FSharp
-open FsCheck.Xunit
+open HybridBatch.Core
 open HybridBatch.Core.JobState
-
-/// A step of a generated history, interpreted against the model so it can refer to jobs that exist.
-type Cmd =
-    | Issue of millicores: int
-    | Adopt of offset: int
-    | Kill of picks: int list
-    | CreateReturns of pick: int
-    | CreateFails of pick: int
-    | PodSeen of pick: int * podSuffix: int * node: int * state: int * exitCode: int
-    | PodRemoved of pick: int * podSuffix: int
-    | Resync of picks: int list * listedBack: int
-    | LoseNode of node: int
-    | Advance of ms: int
-    | Collect
-    | Replay of back: int
-    | Shutdown
-
-let private nodeName n = $"node-{abs n % 3}"
-let private podName (id: JobId) suffix = $"job-{id}-pod-{abs suffix % 2}"
-
-let config =
-    { podTimeout = 5_000L
-      limits =
-        { maxJobs = 3
-          maxMillicores = 4_000L
-          maxMemory = 1L <<< 40
-          maxDisk = 1L <<< 40 } }
-
-let private request id millicores =
-    { name = $"job-{id}"
-      millicores = int64 millicores
-      memory = 1L <<< 20
-      disk = 1L <<< 20 }
-
-/// Pick one of the ids ever issued (killed and collected ones too: stale events about them are realistic).
-let private pick (model: Model) (p: int) = if model.nextId <= 1 then 1 else 1 + abs p % (model.nextId - 1)
-
-let private containerOf (state: int) (exitCode: int) (at: Millis) =
-    match abs state % 8 with
-    | 0 -> Container.NotCreated
-    | 1 -> Container.Waiting("ContainerCreating", None)
-    | 2 -> Container.Waiting("ImagePullBackOff", Some "image missing")
-    | 3 -> Container.Running(at - 1_000L)
-    | 4 -> Container.Terminated(exitCode, None, None, Some(at - 2_000L), Some at)
-    | 5 -> Container.Terminated(137, Some "OOMKilled", None, Some(at - 1_500L), Some at)
-    | 6 -> Container.Terminated(0, Some "Completed", None, Some at, Some at)
-    | _ -> Container.Waiting("PodInitializing", None)
-
-let private podFacts (model: Model) p suffix node state exitCode at =
-    let id = pick model p
-
-    { job = id
-      pod = podName id suffix
-      node = (if abs state % 8 = 0 then None else Some(nodeName node))
-      phase =
-        match abs state % 8 with
-        | 3 -> PodPhase.Running
-        | 4 when exitCode = 0 -> PodPhase.Succeeded
-        | 4
-        | 5 -> PodPhase.Failed
-        | 6 -> PodPhase.Succeeded
-        | _ -> PodPhase.Pending
-      reason = (if abs state % 13 = 12 then Some "Evicted" else None)
-      message = None
-      unschedulable = (if abs state % 8 = 0 && abs exitCode % 2 = 1 then Some "0/1 nodes are available" else None)
-      container = containerOf state exitCode at
-      deleting = abs state % 11 = 10 }
-
-/// Turn a command into an event for the current model and clock.
-let toEvent (model: Model) (now: Millis) (history: Event list) (cmd: Cmd) : Event option * Millis =
-    match cmd with
-    | Issue millicores -> Some(Event.Issued(model.nextId, request model.nextId (abs millicores % 3_000), now)), now
-    | Adopt offset ->
-        let id = model.nextId + abs offset % 3
-        Some(Event.Adopted(id, request id 100, now)), now
-    | Kill picks -> Some(Event.KillRequested(picks |> List.map (pick model), now)), now
-    | CreateReturns p -> Some(Event.Created(pick model p, now)), now
-    | CreateFails p -> Some(Event.CreateFailed(pick model p, "quota exceeded", now)), now
-    | PodSeen(p, suffix, node, state, exitCode) ->
-        Some(Event.Observed(podFacts model p suffix node state exitCode now, now)), now
-    | PodRemoved(p, suffix) ->
-        let id = pick model p
-        Some(Event.Removed(id, podName id suffix, now)), now
-    | Resync(picks, back) ->
-        let snapshot =
-            picks |> List.distinct |> List.map (fun p -> podFacts model p 0 1 3 0 now)
-
-        Some(Event.Resynced(snapshot, now - int64 (abs back % 3_000), now)), now
-    | LoseNode n -> Some(Event.NodeLost(nodeName n, now)), now
-    | Advance ms ->
-        let now = now + int64 (abs ms % 4_000)
-        Some(Event.Tick now), now
-    | Collect -> Some(Event.Collect now), now
-    | Replay back ->
-        match history with
-        | [] -> None, now
-        | _ -> Some(history[abs back % history.Length]), now
-    | Shutdown -> Some(Event.Shutdown now), now
-
-/// Commands weighted so that interesting interleavings are common.
-let cmdGen: Gen<Cmd> =
-    let small = Gen.choose (0, 20)
-
-    Gen.frequency
-        [ 6, Gen.map Issue (Gen.choose (0, 3_000))
-          1, Gen.map Adopt small
-          2, Gen.map Kill (Gen.listOfLength 2 small)
-          4, Gen.map CreateReturns small
-          1, Gen.map CreateFails small
-          10,
-          gen {
-              let! p = small
-              let! suffix = Gen.frequency [ 9, Gen.constant 0; 1, Gen.constant 1 ]
-              let! node = Gen.choose (0, 2)
-              let! state = Gen.choose (0, 25)
-              let! code = Gen.elements [ 0; 0; 1; 42; 255 ]
-              return PodSeen(p, suffix, node, state, code)
-          }
-          2, Gen.map2 (fun p s -> PodRemoved(p, s)) small (Gen.choose (0, 1))
-          1, Gen.map2 (fun ps b -> Resync(ps, b)) (Gen.listOf small) (Gen.choose (0, 3_000))
-          1, Gen.map LoseNode (Gen.choose (0, 2))
-          4, Gen.map Advance (Gen.choose (0, 4_000))
-          4, Gen.constant Collect
-          3, Gen.map Replay (Gen.choose (0, 1_000))
-          1, Gen.constant Shutdown ]
-    |> fun g -> g
-
-/// A history: commands, shrunk by dropping commands.
-type History = History of Cmd list
-
-/// One step's record: the event, the model after it, and the effects it returned.
-type Trace =
-    { event: Event
-      before: Model
-      after: Model
-      effects: Effect list
-      now: Millis }
-
-/// Run a history from the initial model; returns every step.
-let run (History cmds) : Trace list =
-    let folder (model, now, history, traces) cmd =
-        match toEvent model now history cmd with
-        | None, now -> model, now, history, traces
-        | Some event, now ->
-            let after, effects = step model event
-
-            after,
-            now,
-            event :: history,
-            { event = event
-              before = model
-              after = after
-              effects = effects
-              now = now }
-            :: traces
-
-    let _, _, _, traces = cmds |> List.fold folder (initial config, 1_000_000L, [], [])
-    List.rev traces
-
-/// Collect until nothing is left: the deliveries that follow a history.
-let drain (model: Model) (now: Millis) : Effect list =
-    let rec go m acc =
-        let m, fx = step m (Event.Collect now)
-
-        match fx with
-        | [] -> List.rev acc
-        | _ -> go m (List.rev fx @ acc)
-
-    go model []
-
-let private endedIds (effects: Effect list) =
-    effects
-    |> List.choose (function
-        | Effect.Ended(r, _) -> Some r.id
-        | _ -> None)
-
-let private deliveredIds (effects: Effect list) =
-    effects
-    |> List.choose (function
-        | Effect.Deliver r -> Some r.id
-        | _ -> None)
-
-let private killedIn (trace: Trace) =
-    match trace.event with
-    | Event.KillRequested(ids, _) -> ids |> List.filter (fun id -> trace.before.jobs.ContainsKey id)
-    | Event.Shutdown _ -> trace.before.jobs |> Seq.map (fun kv -> kv.Key) |> List.ofSeq
-    | _ -> []
-
-let private allEffects traces = traces |> List.collect (fun t -> t.effects)
-
-let private counts (xs: 'a list) = xs |> List.countBy id |> Map.ofList
-
-/// Shrink a history by dropping halves, then single commands, so a failure is reported with few steps.
-let private shrinkHistory (History cmds) =
-    let n = List.length cmds
-
-    seq {
-        if n > 1 then
-            yield List.take (n / 2) cmds
-            yield List.skip (n / 2) cmds
-
-        for i in 0 .. n - 1 do
-            yield List.removeAt i cmds
-    }
-    |> Seq.map History
-
-let private historyArb =
-    Arb.fromGenShrink (Gen.listOf cmdGen |> Gen.map History, shrinkHistory)
-
-let private forHistories (check: Trace list -> 'P) =
-    Prop.forAll historyArb (fun h -> check (run h))
+open HybridBatch.Core.Lifecycle
+open HybridBatch.Core.PodVerdict
+open HybridBatch.Properties.JobStateHistories
 
 [<CoreProperty>]
 let ``every job that ends is reported exactly once`` () =
     forHistories (fun traces ->
         let effects = allEffects traces
 
-        let last =
-            traces |> List.tryLast |> Option.map (fun t -> t.after, t.now) |> Option.defaultValue (initial config, 0L)
+        let model =
+            traces |> List.tryLast |> Option.map _.after |> Option.defaultValue (initial config)
 
-        let model, now = last
-        let delivered = deliveredIds (effects @ drain model now)
+        let delivered = deliveredIds traces @ (drain model |> List.map _.id)
         let ended = endedIds effects
         let killedAfterEnd = traces |> List.collect killedIn |> Set.ofList
         let endedOnce = counts ended |> Map.forall (fun _ n -> n = 1)
@@ -250,7 +41,7 @@ let ``a killed job is never reported`` () =
             match ts with
             | [] -> true
             | t :: rest ->
-                let reported = endedIds t.effects @ deliveredIds t.effects
+                let reported = endedIds t.effects @ deliveredIds [ t ]
                 let ok = reported |> List.forall (fun id -> not (Set.contains id killed))
                 ok && check (Set.union killed (Set.ofList (killedIn t))) rest
 
@@ -261,20 +52,20 @@ let ``terminal states are absorbing`` () =
     forHistories (fun traces ->
         traces
         |> List.forall (fun t ->
-            t.before.jobs
-            |> Map.forall (fun id job ->
-                match job.phase with
+            jobs t.before
+            |> List.forall (fun before ->
+                match before.phase with
                 | Phase.Ended(result, _, _) ->
-                    match t.after.jobs.TryFind id with
+                    match job t.after before.id with
                     | None -> true // collected or killed
                     | Some after ->
                         match after.phase with
                         | Phase.Ended(r, _, _) -> r = result
-                        | Phase.Queued
+                        | Phase.Queued _
                         | Phase.Creating
                         | Phase.Created _
                         | Phase.Running _ -> false
-                | Phase.Queued
+                | Phase.Queued _
                 | Phase.Creating
                 | Phase.Created _
                 | Phase.Running _ -> true)))
@@ -282,16 +73,20 @@ let ``terminal states are absorbing`` () =
 [<CoreProperty>]
 let ``every report has a wall time above zero and an exit status`` () =
     forHistories (fun traces ->
-        allEffects traces
-        |> List.forall (function
-            | Effect.Ended(r, _)
-            | Effect.Deliver r ->
-                r.wallTime > 0L
-                && r.exitStatus >= 0
-                && r.exitStatus <= 255
-                && (r.reason <> ExitReason.Finished || r.exitStatus = 0)
-                && (r.reason <> ExitReason.Killed)
-            | _ -> true))
+        let reports =
+            (allEffects traces
+             |> List.choose (function
+                 | Effect.Ended(r, _) -> Some r
+                 | _ -> None))
+            @ (traces |> List.choose _.delivered)
+
+        reports
+        |> List.forall (fun r ->
+            r.wallTime > 0L
+            && r.exitStatus >= 0
+            && r.exitStatus <= 255
+            && (r.reason <> ExitReason.Finished || r.exitStatus = 0)
+            && (r.reason <> ExitReason.Killed)))
 
 [<CoreProperty>]
 let ``a job never appears running after it ended or was killed`` () =
@@ -321,12 +116,11 @@ let ``the issued set is everything issued minus what was collected or killed`` (
             | t :: rest ->
                 let added =
                     match t.event with
-                    | Event.Issued(id, _, _)
-                    | Event.Adopted(id, _, _) when t.after.jobs.ContainsKey id && not (t.before.jobs.ContainsKey id) ->
-                        [ id ]
+                    | Some(Event.Issued({ id = id }, _))
+                    | Some(Event.Adopted(id, _, _)) when isIssued t.after id && not (isIssued t.before id) -> [ id ]
                     | _ -> []
 
-                let removed = deliveredIds t.effects @ killedIn t
+                let removed = deliveredIds [ t ] @ killedIn t
                 let expected = Set.difference (Set.union expected (Set.ofList added)) (Set.ofList removed)
                 let actual = issued t.after
 
@@ -343,18 +137,18 @@ let ``ids are unique and increasing`` () =
             traces
             |> List.choose (fun t ->
                 match t.event with
-                | Event.Issued(id, _, _) when t.after.nextId > t.before.nextId -> Some id
+                | Some(Event.Issued(job, _)) when nextId t.after > nextId t.before -> Some job.id
                 | _ -> None)
 
         let increasing = accepted |> List.pairwise |> List.forall (fun (a, b) -> a < b)
-        let nextNeverDecreases = traces |> List.forall (fun t -> t.after.nextId >= t.before.nextId)
+        let nextNeverDecreases = traces |> List.forall (fun t -> nextId t.after >= nextId t.before)
 
         (increasing |> Prop.label "accepted ids increase")
         .&. (nextNeverDecreases |> Prop.label "the next id never decreases")
         .&. (traces
              |> List.forall (fun t ->
                  match t.event with
-                 | Event.Issued(id, _, _) when id < t.before.nextId -> t.after = t.before && t.effects.IsEmpty
+                 | Some(Event.Issued(job, _)) when job.id < nextId t.before -> t.after = t.before && t.effects.IsEmpty
                  | _ -> true)
              |> Prop.label "a reused id is refused"))
 
@@ -364,10 +158,10 @@ let ``a pod stuck past the timeout ends in exactly one failure naming why`` () =
         traces
         |> List.forall (fun t ->
             match t.event with
-            | Event.Tick at ->
+            | Some(Event.Tick at) ->
                 let stillStuck =
-                    t.after.jobs
-                    |> Map.exists (fun _ job ->
+                    jobs t.after
+                    |> List.exists (fun job ->
                         match job.phase with
                         | Phase.Created(_, Some(_, since)) -> at - since >= config.podTimeout
                         | _ -> false)
@@ -378,7 +172,7 @@ let ``a pod stuck past the timeout ends in exactly one failure naming why`` () =
                         | Effect.Ended(r, _) ->
                             r.reason = ExitReason.Error
                             && r.message |> Option.exists (fun m -> m.Contains "pod timeout")
-                            && (match t.before.jobs.TryFind r.id with
+                            && (match job t.before r.id with
                                 | Some { phase = Phase.Created(_, Some(why, _)) } -> r.message.Value.StartsWith why
                                 | _ -> false)
                         | _ -> true)
@@ -394,9 +188,9 @@ let private noPodCase (adopt: bool) (wait: Millis) (podAfter: Millis option) =
 
     let created =
         if adopt then
-            fst (step (initial config) (Event.Adopted(1, request 1 100, t0)))
+            fst (step (initial config) (Event.Adopted(1, (prepared 1 100L).request, t0)))
         else
-            let m, _ = step (initial config) (Event.Issued(1, request 1 100, t0 - 5L))
+            let m, _ = step (initial config) (Event.Issued(prepared 1 100L, t0 - 5L))
             fst (step m (Event.Created(1, t0)))
 
     let seen =
@@ -448,165 +242,3 @@ let ``a created job whose pod never appears ends with Error once the pod timeout
 
     Prop.forAll (Arb.fromGen cases) (fun (adopt, wait, podAfter) ->
         noPodCase adopt (int64 wait) (podAfter |> Option.map int64))
-
-/// The case FsCheck found (shrunk): one resync both loses the last job on a node and shows a job that the loss let
-/// out of the queue landing on the same node. The node is never empty, so it must not be cleaned.
-[<Xunit.Fact>]
-let ``a node emptied and filled again within one resync is not cleaned`` () =
-    let t0 = 1_000_000L
-
-    let pod id name =
-        { job = id
-          pod = name
-          node = Some "node-1"
-          phase = PodPhase.Running
-          reason = None
-          message = None
-          unschedulable = None
-          container = Container.Running(t0 - 1_000L)
-          deleting = false }
-
-    let model, _ =
-        fold
-            (initial config)
-            [ Event.Issued(1, request 1 2_130, t0)
-              Event.Created(1, t0)
-              Event.Observed(pod 1 "job-1-a", t0)
-              // Too large to run beside job 1 (4,000 millicores in all): it waits in the queue.
-              Event.Issued(2, request 2 1_996, t0) ]
-
-    Xunit.Assert.Equal<int list>([ 2 ], model.queue |> List.ofSeq)
-
-    // Job 1's pod was replaced (job 1 is lost, node-1 empties, job 2 is launched) and job 2's pod is on node-1.
-    let after, effects =
-        step model (Event.Resynced([ pod 1 "job-1-b"; pod 2 "job-2-a" ], t0 + 500L, t0 + 1_000L))
-
-    Xunit.Assert.DoesNotContain(Effect.CleanupNode "node-1", effects)
-    Xunit.Assert.Equal(Some 1, after.nodes.TryFind "node-1")
-
-[<CoreProperty>]
-let ``node cleanup happens exactly once each time a node's last job leaves`` () =
-    forHistories (fun traces ->
-        let liveOn (model: Model) node =
-            model.jobs |> Map.filter (fun _ j -> j.node = Some node) |> Map.count
-
-        traces
-        |> List.forall (fun t ->
-            let cleaned =
-                t.effects
-                |> List.choose (function
-                    | Effect.CleanupNode n -> Some n
-                    | _ -> None)
-
-            let nodesConsistent =
-                [ 0..2 ]
-                |> List.map nodeName
-                |> List.forall (fun n -> (t.after.nodes.TryFind n |> Option.defaultValue 0) = liveOn t.after n)
-
-            // A job may arrive on a node and leave it within one step (its first observation is its last).
-            let entered =
-                let observed =
-                    match t.event with
-                    | Event.Observed(o, _) -> [ o ]
-                    | Event.Resynced(snapshot, _, _) -> snapshot
-                    | _ -> []
-
-                observed
-                |> List.choose (fun p ->
-                    match t.before.jobs.TryFind p.job, p.node with
-                    | Some({ node = None
-                             phase = Phase.Creating | Phase.Created _ | Phase.Running _ } as job),
-                      Some n when job.pod.IsNone || job.pod = Some p.pod -> Some n
-                    | _ -> None)
-                |> Set.ofList
-
-            let occupied n = liveOn t.before n > 0 || entered.Contains n
-
-            let cleanedRight =
-                cleaned |> List.forall (fun n -> occupied n && liveOn t.after n = 0)
-                && List.distinct cleaned = cleaned
-
-            let noMissedCleanup =
-                [ 0..2 ]
-                |> List.map nodeName
-                |> List.forall (fun n -> not (occupied n && liveOn t.after n = 0) || List.contains n cleaned)
-
-            nodesConsistent && cleanedRight && noMissedCleanup))
-
-[<CoreProperty>]
-let ``the pool never holds more than its limits and queued jobs start in order`` () =
-    forHistories (fun traces ->
-        let adopted =
-            traces
-            |> List.exists (fun t ->
-                match t.event with
-                | Event.Adopted _ -> true
-                | _ -> false)
-
-        traces
-        |> List.forall (fun t ->
-            let u = t.after.used
-            let l = config.limits
-
-            let holding =
-                t.after.jobs
-                |> Map.filter (fun _ j ->
-                    match j.phase with
-                    | Phase.Creating
-                    | Phase.Created _
-                    | Phase.Running _ -> true
-                    | Phase.Queued
-                    | Phase.Ended _ -> false)
-
-            let sumConsistent =
-                u.jobs = holding.Count
-                && u.millicores = (holding |> Seq.sumBy (fun kv -> kv.Value.request.millicores))
-
-            let withinLimits = adopted || (u.jobs <= l.maxJobs && u.millicores <= l.maxMillicores)
-
-            let created =
-                t.effects
-                |> List.choose (function
-                    | Effect.Create id -> Some id
-                    | _ -> None)
-
-            let inOrder = created = List.sort created
-            sumConsistent && withinLimits && inOrder))
-
-[<CoreProperty>]
-let ``a job is created at most once and never after it was killed`` () =
-    forHistories (fun traces ->
-        let creates =
-            traces
-            |> List.collect (fun t ->
-                t.effects
-                |> List.choose (function
-                    | Effect.Create id -> Some id
-                    | _ -> None))
-
-        let rec afterKill killed (ts: Trace list) =
-            match ts with
-            | [] -> true
-            | t :: rest ->
-                let createdNow =
-                    t.effects
-                    |> List.choose (function
-                        | Effect.Create id -> Some id
-                        | _ -> None)
-
-                (createdNow |> List.forall (fun id -> not (Set.contains id killed)))
-                && afterKill (Set.union killed (Set.ofList (killedIn t))) rest
-
-        (List.distinct creates = creates |> Prop.label "created at most once")
-        .&. (afterKill Set.empty traces |> Prop.label "never created after a kill"))
-
-[<CoreProperty>]
-let ``a job killed while its create is under way is deleted once the create lands`` () =
-    forHistories (fun traces ->
-        traces
-        |> List.forall (fun t ->
-            match t.event with
-            | Event.Created(id, _) when t.before.tombstones.ContainsKey id ->
-                t.effects |> List.contains (Effect.Delete(id, t.before.tombstones[id]))
-                && not (t.after.tombstones.ContainsKey id)
-            | _ -> true))

@@ -1,0 +1,354 @@
+/// The lifecycle of the batch system's jobs as a pure transition function: the shell feeds what it sees (issued jobs,
+/// kill requests, pod observations from one watch, resync snapshots, clock ticks) as events to `step`, performs the
+/// effects it returns in order, and takes results with `collect`.
+module HybridBatch.Core.Lifecycle
+
+open HybridBatch.Core
+open HybridBatch.Core.JobState
+open HybridBatch.Core.PodVerdict
+open Microsoft.FSharp.Core.CompilerServices
+
+/// A job the model starts tracking: nothing of its pod or node is known yet.
+let private newJob (id: JobId) (request: JobRequest) (at: Millis) (phase: Phase) =
+    { id = id
+      request = request
+      issuedAt = at
+      phase = phase
+      pod = None
+      podSeenAt = None
+      node = None }
+
+/// Start queued jobs, oldest first, while they fit the pool. Strict order: a large job is not overtaken.
+let private launch (model: Model) : Model * Effect list =
+    let mutable model = model
+    let mutable creates = ListCollector<Effect>()
+    let mutable full = false
+
+    while not full && not model.shutDown && not model.queue.IsEmpty do
+        match model.jobs.TryFind model.queue.MinimumElement with
+        | Some({ phase = Phase.Queued prepared } as job) when Pool.fits model.config.limits model.used job.request ->
+            model <- store model job { job with phase = Phase.Creating }
+            creates.Add(Effect.Create prepared)
+        | Some _
+        | None -> full <- true
+
+    model, creates.Close()
+
+/// The result of a job that ends now.
+let private result (job: Job) (exitStatus: int) (reason: ExitReason) (wallTime: Millis) (message: string option) =
+    { id = job.id
+      exitStatus = exitStatus
+      reason = reason
+      wallTime = max 1L wallTime
+      backingId = job.request.name
+      message = message }
+
+/// End a job with a result: `job` (the version the model holds) as `last` shows it waits for collection, its
+/// resources go back to the pool, and queued jobs that now fit start. Its Job is deleted now when `deleteNow`, else
+/// when it is collected.
+let private finish (model: Model) (job: Job) (last: Job) (result: UpdatedJob) (deleteNow: bool) : Model * Effect list =
+    let model, creates =
+        launch (store model job { last with phase = Phase.Ended(result, model.endSeq, deleteNow) })
+
+    let ended = Effect.Ended(result, last.pod) :: creates
+    model, (if deleteNow then Effect.Delete(job.id, job.request.name) :: ended else ended)
+
+/// End a job as lost (its pod or Job vanished, was evicted, or its node died), as `last` shows it.
+let private ends (model: Model) (job: Job) (last: Job) (why: string) (wallTime: Millis) =
+    finish model job last (result job ExitStatusUnavailable ExitReason.Lost wallTime (Some why)) true
+
+/// End a job as lost where it stood.
+let private lose (model: Model) (job: Job) (why: string) (wallTime: Millis) = ends model job job why wallTime
+
+/// Delete an object of this run that the model no longer tracks (killed while being created, or left over).
+let private deleteUntracked (model: Model) (id: JobId) =
+    match model.tombstones.TryFind id with
+    | Some name -> { model with tombstones = model.tombstones.Remove id }, [ Effect.Delete(id, name) ]
+    | None -> model, []
+
+/// Apply what one pod observation means to the job it names.
+let private observe (model: Model) (pod: PodFacts) (at: Millis) : Model * Effect list =
+    match model.jobs.TryFind pod.job with
+    | None -> deleteUntracked model pod.job
+    | Some job ->
+        match job.phase with
+        // Nothing of a queued job can exist yet (a stale or foreign object); an ended job's result is final.
+        | Phase.Queued _
+        | Phase.Ended _ -> model, []
+        | Phase.Creating
+        | Phase.Created _
+        | Phase.Running _ ->
+            match ofPod job pod at with
+            | Verdict.Replaced(why, wall) -> lose model job why wall
+            | Verdict.Continues phase -> store model job (place job pod phase at), []
+            // The job ends placed on the pod's node: a job whose first observation is its last still ran there.
+            | Verdict.Lost(why, wall) -> ends model job (place job pod (seen job at) at) why wall
+            | Verdict.Finished(exitStatus, reason, wall, message) ->
+                let placed = place job pod (seen job at) at
+                finish model job placed (result placed exitStatus reason wall message) false
+
+/// Apply steps to items in order, the effects of each following those of the one before.
+let private each (apply: Model -> 'T -> Model * Effect list) (model: Model) (items: 'T list) =
+    let effects, model =
+        items |> List.mapFold (fun m item -> let m, fx = apply m item in fx, m) model
+
+    model, List.concat effects
+
+/// Lose the live jobs that a snapshot proves gone: their pod was seen before the list was requested and is not in it.
+let private resync (model: Model) (snapshot: PodFacts list) (listedAt: Millis) (at: Millis) =
+    let model, seen = each (fun m pod -> observe m pod at) model snapshot
+    let present = snapshot |> List.map (fun p -> p.job) |> Set.ofList
+
+    let gone (job: Job) =
+        not (present.Contains job.id)
+        && match job.phase with
+           | Phase.Created _
+           | Phase.Running _ -> job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
+           | Phase.Queued _
+           | Phase.Creating
+           | Phase.Ended _ -> false
+
+    let missing = model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter gone |> List.ofSeq
+
+    let model, lost =
+        missing
+        |> each (fun m job -> lose m job "its pod vanished while the watch was down" (at - startOf job)) model
+
+    model, seen @ lost
+
+/// Fail jobs stuck past the pod timeout, naming why.
+let private expire (model: Model) (at: Millis) =
+    model.stuck
+    |> Seq.choose (fun id ->
+        match model.jobs.TryFind id with
+        | Some({ phase = Phase.Created(_, Some(why, since)) } as job) when at - since >= model.config.podTimeout ->
+            Some(job, why, since)
+        | _ -> None)
+    |> List.ofSeq
+    |> each
+        (fun m (job, why, since) ->
+            let message =
+                $"{why} (stuck for {(at - since) / 1000L} s; the pod timeout is {m.config.podTimeout / 1000L} s)"
+
+            finish m job job (result job ExitStatusUnavailable ExitReason.Error (at - startOf job) (Some message)) true)
+        model
+
+/// Remove a job on request: it is never reported, its capacity is free at once.
+let private kill (model: Model) (id: JobId) : Model * Effect list =
+    match model.jobs.TryFind id with
+    | None -> model, []
+    | Some job ->
+        let model = remove model job
+        let delete = [ Effect.Delete(id, job.request.name) ]
+
+        match job.phase with
+        | Phase.Queued _ -> model, []
+        | Phase.Creating ->
+            // The create may land after this delete: delete again once it does.
+            { model with tombstones = model.tombstones.Add(id, job.request.name) }, delete
+        | Phase.Created _
+        | Phase.Running _ -> model, delete
+        | Phase.Ended(_, _, deleted) -> model, (if deleted then [] else delete)
+
+/// A job that exists in Kubernetes and whose pod has not appeared yet: the pod timeout runs from its creation.
+let private createdWithoutPod (createdAt: Millis) = Phase.Created(createdAt, Some(NoPodYet, createdAt))
+
+let private live (model: Model) =
+    model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter isLive |> List.ofSeq
+
+/// The model after one event, and the effects it asks for in order, node cleanups aside.
+let private apply (model: Model) (event: Event) : Model * Effect list =
+    match event with
+    | Event.Issued(job, at) ->
+        if model.shutDown || job.id < model.nextId then
+            model, []
+        else
+            launch (add model (newJob job.id job.request at (Phase.Queued job)))
+    | Event.Adopted(id, request, at) ->
+        if model.shutDown || id < model.nextId then
+            model, []
+        else
+            add model (newJob id request at (createdWithoutPod at)), []
+    | Event.KillRequested(ids, _) ->
+        let model, deletes = ids |> List.distinct |> each kill model
+        let model, creates = launch model
+        model, deletes @ creates
+    | Event.Created(id, at) ->
+        // The job exists in Kubernetes; its pod may have been seen first, which already recorded that.
+        match model.jobs.TryFind id with
+        | Some({ phase = Phase.Creating } as job) -> store model job { job with phase = createdWithoutPod at }, []
+        | Some _ -> model, []
+        | None -> deleteUntracked model id
+    | Event.CreateFailed(id, message, at) ->
+        match model.jobs.TryFind id with
+        | Some({ phase = Phase.Creating } as job) ->
+            finish model job job (result job ExitStatusUnavailable ExitReason.Error (at - job.issuedAt) (Some message)) false
+        | Some _ -> model, []
+        | None -> { model with tombstones = model.tombstones.Remove id }, []
+    | Event.Observed(pod, at) -> observe model pod at
+    | Event.Removed(id, pod, at) ->
+        match model.jobs.TryFind id with
+        | Some job when isLive job && job.pod = Some pod -> lose model job (deletedEarly pod) (at - startOf job)
+        | _ -> model, []
+    | Event.Resynced(snapshot, listedAt, at) -> resync model snapshot listedAt at
+    | Event.NodeLost(node, at) ->
+        live model
+        |> List.filter (fun job -> job.node = Some node)
+        |> each (fun m job -> lose m job $"its node {node} was lost" (at - startOf job)) model
+    | Event.Tick at -> expire model at
+    | Event.Shutdown _ ->
+        if model.shutDown then
+            model,
+            []
+        else
+            { initial model.config with
+                nextId = model.nextId
+                shutDown = true },
+            [ Effect.DeleteAll ]
+
+/// `node`, added to `found` if no job counts on it after the step and it is not there yet.
+let private empties (after: Model) (node: string option) (found: string list) =
+    match node with
+    | Some node when not (after.nodes.ContainsKey node) && not (List.contains node found) -> node :: found
+    | _ -> found
+
+/// The nodes job `id` counted on before the step, or landed on during it, that no job counts on after it, added to
+/// `found`.
+let private emptiedBy (before: Model) (after: Model) (found: string list) (id: JobId) =
+    match before.jobs.TryGetValue id with
+    | true, was ->
+        let landed =
+            match after.jobs.TryGetValue id with
+            | true, is when was.node.IsNone -> is.node
+            | _ -> None
+
+        found |> empties after (countedOn was) |> empties after landed
+    | _ -> found
+
+/// The nodes a step left without a job of this run, from the node map before and after it: those the jobs it touched
+/// counted on before it, or landed on during it, that no job counts on after it. A node can empty and fill again
+/// within one step, as when a resync loses the last job on a node and shows a job the loss let out of the queue
+/// landing there: it is not empty, so it is not cleaned. (A step that empties a node ends or deletes a job, so a step
+/// without effects that leaves the node map as it was empties none.)
+let private vacated (before: Model) (after: Model) (event: Event) (effects: Effect list) : string list =
+    if obj.ReferenceEquals(before.nodes, after.nodes) && List.isEmpty effects then
+        []
+    else
+        let among (ids: JobId seq) =
+            ids |> Seq.fold (emptiedBy before after) [] |> List.rev
+
+        match event with
+        | Event.Observed(pod, _) -> emptiedBy before after [] pod.job
+        | Event.Removed(id, _, _) -> emptiedBy before after [] id
+        | Event.KillRequested(ids, _) -> among ids
+        | Event.Tick _ -> among before.stuck
+        | Event.Resynced _
+        | Event.NodeLost _
+        | Event.Shutdown _ -> among before.jobs.Keys
+        | Event.Issued _
+        | Event.Adopted _
+        | Event.Created _
+        | Event.CreateFailed _ -> []
+
+/// The transition function: the next model and the effects to perform, in order (node cleanups first).
+let step (model: Model) (event: Event) : Model * Effect list =
+    let after, effects = apply model event
+
+    match vacated model after event effects with
+    | [] -> after, effects
+    | nodes -> after, (nodes |> List.map Effect.CleanupNode) @ effects
+
+/// Apply events in order, collecting every effect.
+let fold (model: Model) (events: Event seq) : Model * Effect list =
+    each step model (List.ofSeq events)
+
+/// Take the oldest uncollected result: the result, the model without the job, and the effects collecting asks for
+/// (deleting its Job, unless that happened when it ended).
+let collect (model: Model) : UpdatedJob option * Model * Effect list =
+    if model.ended.IsEmpty then
+        None, model, []
+    else
+        match model.jobs.TryFind(snd (Map.minKeyValue model.ended)) with
+        | Some({ phase = Phase.Ended(result, _, deleted) } as job) ->
+            Some result, remove model job, (if deleted then [] else [ Effect.Delete(job.id, job.request.name) ])
+        | Some _
+        | None -> None, model, []
+
+/// The job with this id, if the model tracks it (issued, neither killed nor collected).
+let job (model: Model) (id: JobId) : Job option = model.jobs.TryFind id
+
+/// Every job the model tracks, by increasing id.
+let jobs (model: Model) : Job list =
+    model.jobs |> Seq.map (fun kv -> kv.Value) |> List.ofSeq
+
+/// Whether a job is issued and neither killed nor collected.
+let isIssued (model: Model) (id: JobId) : bool = model.jobs.ContainsKey id
+
+/// Ids of jobs issued and neither killed nor collected, in increasing order (queued, running and ended ones).
+let issued (model: Model) : JobId list =
+    model.jobs |> Seq.map (fun kv -> kv.Key) |> List.ofSeq
+
+/// Jobs whose container runs, with how long it has run at `now`.
+let running (model: Model) (now: Millis) : (JobId * Millis) list =
+    model.jobs
+    |> Seq.choose (fun kv ->
+        match kv.Value.phase with
+        | Phase.Running(_, startedAt) -> Some(kv.Key, max 0L (now - startedAt))
+        | Phase.Queued _
+        | Phase.Creating
+        | Phase.Created _
+        | Phase.Ended _ -> None)
+    |> List.ofSeq
+
+/// The name of the Job of a job killed while its create call was under way, to delete once the create lands.
+let tombstone (model: Model) (id: JobId) : string option = model.tombstones.TryFind id
+
+/// What must hold of every model, each broken promise in words (empty: all hold): the indexes agree with the jobs
+/// (queue, ended, stuck, pool usage, node counts) and ids are below `nextId`.
+let invariants (model: Model) : string list =
+    let all = jobs model
+
+    let queue =
+        all
+        |> List.choose (fun job ->
+            match job.phase with
+            | Phase.Queued _ -> Some job.id
+            | _ -> None)
+        |> Set.ofList
+
+    let endedJobs =
+        all
+        |> List.choose (fun job ->
+            match job.phase with
+            | Phase.Ended(_, seq, _) -> Some(seq, job.id)
+            | _ -> None)
+
+    let ended = Map.ofList endedJobs
+
+    let stuck = all |> List.filter isStuck |> List.map _.id |> Set.ofList
+
+    let used =
+        all
+        |> List.filter holdsCapacity
+        |> List.fold (fun usage job -> Pool.add usage job.request 1) Pool.empty
+
+    let nodes = all |> List.choose countedOn |> List.countBy id |> Map.ofList
+
+    [ if model.jobs |> Map.exists (fun id job -> id <> job.id) then
+          "a job is stored under another job's id"
+      if model.jobs |> Map.exists (fun id _ -> id >= model.nextId) then
+          $"a job's id is not below the next id {model.nextId}"
+      if queue <> model.queue then
+          $"the queue holds %A{model.queue}, the queued jobs are %A{queue}"
+      if ended <> model.ended then
+          $"the ended index holds %A{model.ended}, the ended jobs are %A{ended}"
+      if ended |> Map.exists (fun seq _ -> seq >= model.endSeq) then
+          $"an ended job's sequence number is not below {model.endSeq}"
+      if ended.Count <> endedJobs.Length then
+          "two ended jobs share a sequence number"
+      if stuck <> model.stuck then
+          $"the stuck index holds %A{model.stuck}, the stuck jobs are %A{stuck}"
+      if used <> model.used then
+          $"the pool counts %A{model.used}, the jobs holding capacity hold %A{used}"
+      if nodes <> model.nodes then
+          $"the node counts are %A{model.nodes}, the jobs count %A{nodes}" ]
