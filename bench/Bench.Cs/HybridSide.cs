@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using HybridBatch.Core.Api;
+using HybridBatch.Resilience;
 using k8s;
 using Microsoft.Extensions.Logging;
 

@@ -16,7 +16,8 @@ namespace HybridBatch.Bench;
 /// The transition function over a realistic event mix with 10,000 tracked jobs: every lifecycle issues a new job and
 /// takes it to Running (issue, create returned, Job added, pod added, pod scheduled, pod running) while an old one
 /// finishes (pod succeeded, Job complete, collect, pod removed, Job removed), with a clock tick every 100 lifecycles.
-/// The model is immutable, so every invocation folds the same events from the same starting model.
+/// The model is immutable, so every invocation folds the same events from the same starting model. A null event in
+/// the mix is a collection, which is a query of the core rather than an event.
 /// </summary>
 [MemoryDiagnoser]
 public class TransitionBenchmark
@@ -24,7 +25,8 @@ public class TransitionBenchmark
     private const int Tracked = 10_000;
     private const int Lifecycles = 5_000;
     private JobState.Model _start = null!;
-    private JobState.Event[] _events = [];
+    private static readonly JobSettings Settings = Jobs.Settings("hb-owner", "run", "busybox:1.35", 0, double.MaxValue, long.MaxValue / 4, long.MaxValue / 4);
+    private JobState.Event?[] _events = [];
 
     public static int EventCount { get; private set; }
 
@@ -32,13 +34,13 @@ public class TransitionBenchmark
     public void Setup()
     {
         var at = 1_700_000_000_000L;
-        var model = Lifecycle.Initial(120_000, int.MaxValue, long.MaxValue / 4, long.MaxValue / 4, long.MaxValue / 4);
-        var events = new List<JobState.Event>();
+        var model = Transitions.Initial(120_000, int.MaxValue, double.MaxValue, long.MaxValue / 4, long.MaxValue / 4);
+        var events = new List<JobState.Event?>();
         for (var id = 1; id <= Tracked; id++)
         {
             foreach (var e in Start(id, at))
             {
-                model = Lifecycle.Step(model, e).Model;
+                model = Transitions.Step(model, e).Model;
             }
         }
 
@@ -49,7 +51,7 @@ public class TransitionBenchmark
             events.AddRange(Finish(k, at));
             if (k % 100 == 0)
             {
-                events.Add(Lifecycle.Tick(at));
+                events.Add(Events.Tick(at));
             }
         }
 
@@ -62,22 +64,40 @@ public class TransitionBenchmark
 
     private static string Node(int id) => string.Create(CultureInfo.InvariantCulture, $"node-{id % 10}");
 
+    /// <summary>A job of 10 millicores and 32 MiB of memory and disk, as the batch system prepares it.</summary>
+    public static PreparedJob Prepared(int id) =>
+        Jobs.Prepare(Settings, id, "bench", "sleep 1", null, 0.01, 32 << 20, 32 << 20, null, null, null, null, null, false, [], null).Job!;
+
     private static IEnumerable<JobState.Event> Start(int id, long at)
     {
-        var request = Lifecycle.Request(string.Create(CultureInfo.InvariantCulture, $"hb-owner-run-{id}"), 10, 32 << 20, 32 << 20);
-        yield return Lifecycle.Issued(id, request, at);
-        yield return Lifecycle.Created(id, at + 1);
-        yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), null, Lifecycle.Phase("Pending"), null, null, null, Lifecycle.NotCreated, false), at + 3);
-        yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Pending"), null, null, null, Lifecycle.Waiting("ContainerCreating", null), false), at + 4);
-        yield return Lifecycle.Observed(Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Running"), null, null, null, Lifecycle.Running(at + 5), false), at + 5);
+        yield return Events.Issued(Prepared(id), at);
+        yield return Events.Created(id, at + 1);
+        yield return Events.Observed(Pods.Facts(id, Pod(id), null, Pods.Phase("Pending"), null, null, null, Pods.NotCreated, false), at + 3);
+        yield return Events.Observed(Pods.Facts(id, Pod(id), Node(id), Pods.Phase("Pending"), null, null, null, Pods.Waiting("ContainerCreating", null), false), at + 4);
+        yield return Events.Observed(Pods.Facts(id, Pod(id), Node(id), Pods.Phase("Running"), null, null, null, Pods.Running(at + 5), false), at + 5);
     }
 
-    private static IEnumerable<JobState.Event> Finish(int id, long at)
+    private static IEnumerable<JobState.Event?> Finish(int id, long at)
     {
-        yield return Lifecycle.Observed(
-            Lifecycle.Pod(id, Pod(id), Node(id), Lifecycle.Phase("Succeeded"), null, null, null, Lifecycle.Terminated(0, "Completed", null, at - 1000, at), false), at + 6);
-        yield return Lifecycle.Collect(at + 8);
-        yield return Lifecycle.PodRemoved(id, Pod(id), at + 9);
+        yield return Events.Observed(
+            Pods.Facts(id, Pod(id), Node(id), Pods.Phase("Succeeded"), null, null, null, Pods.Terminated(0, "Completed", null, at - 1000, at), false), at + 6);
+        yield return null;
+        yield return Events.PodRemoved(id, Pod(id), at + 9);
+    }
+
+    /// <summary>One input of the mix: an event, or a collection (null); how many effects (and results) it gave.</summary>
+    private static JobState.Model Apply(JobState.Model model, JobState.Event? e, ref int effects)
+    {
+        if (e is null)
+        {
+            var collected = Transitions.Collect(model);
+            effects += collected.Effects.Length + (collected.Result is null ? 0 : 1);
+            return collected.Model;
+        }
+
+        var transition = Transitions.Step(model, e);
+        effects += transition.Effects.Length;
+        return transition.Model;
     }
 
     /// <summary>
@@ -95,7 +115,8 @@ public class TransitionBenchmark
                 var kind = Kind(e);
                 var bytes = GC.GetAllocatedBytesForCurrentThread();
                 var start = System.Diagnostics.Stopwatch.GetTimestamp();
-                model = Lifecycle.Step(model, e).Model;
+                var effects = 0;
+                model = Apply(model, e, ref effects);
                 var elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
                 bytes = GC.GetAllocatedBytesForCurrentThread() - bytes;
                 var (c, t, b) = ticks.GetValueOrDefault(kind);
@@ -107,9 +128,10 @@ public class TransitionBenchmark
             .OrderByDescending(x => x.Item3 * x.Item2)];
     }
 
-    private static string Kind(JobState.Event e) => e switch
+    private static string Kind(JobState.Event? e) => e switch
     {
-        JobState.Event.Observed { Item1: var p } => "observed pod " + (p.container.IsTerminated ? "terminated" : p.container.IsRunning ? "running" : p.node is null ? "pending" : "scheduled"),
+        null => "Collect",
+        JobState.Event.Observed { pod: var p } => "observed pod " + (p.container.IsTerminated ? "terminated" : p.container.IsRunning ? "running" : p.node is null ? "pending" : "scheduled"),
         JobState.Event.Removed => "removed pod",
         _ => e.GetType().Name,
     };
@@ -121,9 +143,7 @@ public class TransitionBenchmark
         var effects = 0;
         foreach (var e in _events)
         {
-            var t = Lifecycle.Step(model, e);
-            model = t.Model;
-            effects += t.Effects.Length;
+            model = Apply(model, e, ref effects);
         }
 
         return effects;
@@ -178,16 +198,18 @@ internal static class Micro
         GC.KeepAlive(manifests);
         manifests = null!;
 
-        var model = Lifecycle.Initial(120_000, int.MaxValue, long.MaxValue / 4, long.MaxValue / 4, long.MaxValue / 4);
+        var model = Transitions.Initial(120_000, int.MaxValue, double.MaxValue, long.MaxValue / 4, long.MaxValue / 4);
+        var settings = Jobs.Settings("hb-owner", "0123456789abcdef0123456789abcdef", "busybox:1.35", 0, double.MaxValue, long.MaxValue / 4, long.MaxValue / 4);
         before = GC.GetTotalMemory(forceFullCollection: true);
         var at = 1_700_000_000_000L;
         for (var id = 1; id <= n; id++)
         {
             var pod = string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{id}-abcde");
             var node = string.Create(CultureInfo.InvariantCulture, $"node-{id % 10}");
-            model = Lifecycle.Step(model, Lifecycle.Issued(id, Lifecycle.Request(string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{id}"), 10, 32 << 20, 32 << 20), at)).Model;
-            model = Lifecycle.Step(model, Lifecycle.Created(id, at)).Model;
-            model = Lifecycle.Step(model, Lifecycle.Observed(Lifecycle.Pod(id, pod, node, Lifecycle.Phase("Running"), null, null, null, Lifecycle.Running(at), false), at)).Model;
+            var job = Jobs.Prepare(settings, id, "bench", "sleep 1", null, 0.01, 32 << 20, 32 << 20, null, null, null, null, null, false, [], null).Job!;
+            model = Transitions.Step(model, Events.Issued(job, at)).Model;
+            model = Transitions.Step(model, Events.Created(id, at)).Model;
+            model = Transitions.Step(model, Events.Observed(Pods.Facts(id, pod, node, Pods.Phase("Running"), null, null, null, Pods.Running(at), false), at)).Model;
         }
 
         var afterModel = GC.GetTotalMemory(forceFullCollection: true);

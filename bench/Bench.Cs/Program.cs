@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using HybridBatch.Resilience;
 using k8s;
 
 namespace HybridBatch.Bench;

@@ -1,12 +1,9 @@
-using System.Collections.Concurrent;
-using System.Globalization;
-using System.Text.RegularExpressions;
 using HybridBatch.Core;
 using HybridBatch.Core.Api;
+using HybridBatch.Resilience;
+using HybridBatch.Runtime;
 using HybridBatch.Translation;
 using k8s;
-using k8s.Autorest;
-using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using CoreAccelerator = HybridBatch.Core.AcceleratorRequirement;
@@ -19,29 +16,22 @@ namespace HybridBatch;
 /// jobs are never returned. Status comes from one list-and-watch of the run's pods, never from polling.
 /// </summary>
 /// <remarks>
-/// Every decision (queueing, exit reasons, stuck pods, lost jobs, node cleanup) is the core's transition function;
-/// this class performs its effects and feeds back what Kubernetes reports.
+/// This class is Toil's contract and nothing more: it checks its arguments and hands each call to the
+/// <see cref="JobRuntime"/>, which owns the core's model. Every decision (validation, queueing, exit reasons, stuck
+/// pods, lost jobs, node cleanup) is the core's; <see cref="JobEffects"/> performs its effects and
+/// <see cref="PodWatcher"/> feeds back what Kubernetes reports.
 /// </remarks>
 public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 {
-    private static readonly Regex EnvironmentName = new("^[-._a-zA-Z][-._a-zA-Z0-9]*$", RegexOptions.Compiled);
-
     private readonly IKubernetes _client;
-    private readonly KubernetesBatchSystemOptions _options;
+    private readonly JobSettings _settings;
     private readonly JobManifests _manifests;
+    private readonly JobRuntime _runtime;
+    private readonly FailureLogs _failureLogs = new();
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly Lock _gate = new();
-    private readonly ConcurrentDictionary<int, PendingCreate> _toCreate = new();
-    private readonly ConcurrentDictionary<string, string> _failureLogs = new();
     private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
     private KeyValuePair<string, string>[] _environmentSnapshot = [];
-    private readonly SemaphoreSlim _ended = new(0);
-    private readonly SemaphoreSlim _creates;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<Task, byte> _inFlight = new();
-    private readonly List<Task> _loops = [];
-    private JobState.Model _model;
     private int _shutDown;
     private int _disposed;
 
@@ -55,20 +45,19 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         TimeProvider time)
     {
         _client = client;
-        _options = options;
         Namespace = @namespace;
         RunId = runId;
         Owner = owner;
         _logger = logger;
         _time = time;
         _manifests = new JobManifests(options, runId, owner);
-        _creates = new SemaphoreSlim(options.MaxCreatesInFlight);
-        _model = Lifecycle.Initial(
-            (long)(options.PodTimeout * 1000),
-            options.MaxJobs,
-            Pool.Millicores(options.MaxCores),
-            options.MaxMemory,
-            options.MaxDisk);
+        _settings = Jobs.Settings(owner, runId, options.Image, options.ResourceOverhead, options.MaxCores, options.MaxMemory, options.MaxDisk);
+        var model = Transitions.Initial(
+            (long)(options.PodTimeout * 1000), options.MaxJobs, options.MaxCores, options.MaxMemory, options.MaxDisk);
+        _runtime = new JobRuntime(
+            model,
+            time,
+            runtime => new JobEffects(client, @namespace, _manifests, options.MaxCreatesInFlight, _failureLogs, logger, runtime));
     }
 
     /// <summary>Toil's batch systems may ship the user's script to workers; there is no such thing in .NET.</summary>
@@ -82,8 +71,6 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
     /// <summary>The user name the jobs are marked with.</summary>
     public string Owner { get; }
-
-    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>
     /// Connects to the cluster, checks that it answers and that the identity may list Jobs in the namespace, adopts the
@@ -135,7 +122,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         }
 
         loggerFactory ??= NullLoggerFactory.Instance;
-        var configuration = LoadConfiguration(options);
+        var configuration = ClusterConnector.LoadConfiguration(options);
         var @namespace = options.Namespace ?? configuration.Namespace ?? "default";
         var client = KubernetesClientFactory.Create(configuration, options.Resilience, loggerFactory, timeProvider, observer, innerHandlers);
         var owner = options.Owner ?? GetDefaultKubernetesOwner();
@@ -155,74 +142,12 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         }
     }
 
-    private static KubernetesClientConfiguration LoadConfiguration(KubernetesBatchSystemOptions options)
-    {
-        try
-        {
-            if (options.Kubeconfig is { } path)
-            {
-                if (!File.Exists(path))
-                {
-                    throw new InvalidOperationException(
-                        $"The kubeconfig '{path}' does not exist: give the path of a kubeconfig file, or leave it unset to use KUBECONFIG or ~/.kube/config.");
-                }
-
-                return KubernetesClientConfiguration.BuildConfigFromConfigFile(path, options.Context);
-            }
-
-            return options.Context is null
-                ? KubernetesClientConfiguration.BuildDefaultConfig()
-                : KubernetesClientConfiguration.BuildConfigFromConfigFile(currentContext: options.Context);
-        }
-        catch (Exception ex) when (ex is k8s.Exceptions.KubeConfigException or IOException or YamlDotNet.Core.YamlException or UnauthorizedAccessException)
-        {
-            var where = options.Kubeconfig ?? Environment.GetEnvironmentVariable("KUBECONFIG") ?? "~/.kube/config";
-            throw new InvalidOperationException(
-                $"The kubeconfig '{where}' cannot be used: {ex.Message}. Fix the file, or point --kubeconfig or KUBECONFIG at a working one.", ex);
-        }
-    }
-
     private async Task ConnectAsync(string host, CancellationToken cancellationToken)
     {
-        using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        probe.CancelAfter(TimeSpan.FromSeconds(30));
-        V1JobList existing;
-        try
+        var existing = await ClusterConnector.ProbeAsync(_client, Namespace, _manifests.JobSelector, host, cancellationToken).ConfigureAwait(false);
+        foreach (var adoption in ClusterConnector.Adoptions(existing, _runtime.Now))
         {
-            existing = await _client.BatchV1.ListNamespacedJobAsync(
-                Namespace, labelSelector: _manifests.JobSelector, cancellationToken: probe.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new InvalidOperationException(
-                $"The Kubernetes API at {host} did not answer within 30 s: start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.");
-        }
-        catch (KubernetesApiException ex) when (ex.StatusCode is null)
-        {
-            // No answer at all (refused, reset, timed out): an address or a cluster problem, not a permission one.
-            throw new InvalidOperationException(
-                $"The Kubernetes API at {host} cannot be reached ({ex.Message}): start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.", ex);
-        }
-        catch (KubernetesApiException ex)
-        {
-            throw new InvalidOperationException($"The Kubernetes API at {host} refused to list Jobs in namespace '{Namespace}': {ex.Message}", ex);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new InvalidOperationException(
-                $"The Kubernetes API at {host} cannot be reached ({ex.Message}): start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.", ex);
-        }
-
-        // Re-attach: adopt the run's Jobs in id order; the first list of the watch then brings their state.
-        var now = Now;
-        foreach (var (id, job) in existing.Items
-                     .Select(j => (Id: Observations.JobId(j.Metadata), Job: j))
-                     .Where(p => p.Id is not null && p.Job.Metadata.DeletionTimestamp is null)
-                     .OrderBy(p => p.Id))
-        {
-            var stored = JobManifests.StoredRequest(job) ?? (0, 0, 0);
-            var request = Lifecycle.Request(job.Metadata.Name, stored.Millicores, stored.Memory, stored.Disk);
-            Apply(Lifecycle.Adopted(id!.Value, request, now));
+            _runtime.Apply(adoption);
         }
 
         if (existing.Items.Count > 0)
@@ -231,12 +156,8 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         }
     }
 
-    private void Start()
-    {
-        var token = _stopping.Token;
-        _loops.Add(Task.Run(() => WatchPodsAsync(token), CancellationToken.None));
-        _loops.Add(Task.Run(() => TickAsync(token), CancellationToken.None));
-    }
+    private void Start() =>
+        _runtime.Start(new PodWatcher(_client, Namespace, _manifests.JobSelector, _time, _logger, _runtime.Apply));
 
     /// <summary>Always throws: there is no user-script auto-deployment in .NET (see <see cref="SupportsAutoDeployment"/>).</summary>
     /// <param name="userScript">The script.</param>
@@ -252,10 +173,9 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     public void SetEnv(string name, string? value = null)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (!EnvironmentName.IsMatch(name))
+        if (Jobs.CheckEnvironmentName(name) is { } problem)
         {
-            throw new ArgumentException(
-                $"'{name}' is not a valid environment variable name: use letters, digits, '_', '-' and '.', not starting with a digit.", nameof(name));
+            throw new ArgumentException(problem, nameof(name));
         }
 
         value ??= Environment.GetEnvironmentVariable(name)
@@ -275,26 +195,29 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     public void CheckResourceRequest(JobDescription job)
     {
         ArgumentNullException.ThrowIfNull(job);
-        var problem = ResourcesApi.CheckResourceRequest(
-            job.Name, job.Cores, job.Memory, job.Disk, Accelerators(job), _options.MaxCores, _options.MaxMemory, _options.MaxDisk);
-        if (problem is null)
+        if (Jobs.CheckResources(_settings, job.Name, job.Cores, job.Memory, job.Disk, Accelerators(job)) is { } problem)
         {
-            return;
+            throw Refusal(problem, nameof(job), nameof(job), nameof(job));
         }
-
-        // As in Toil: asking for more than the maxima, or for an accelerator Kubernetes cannot schedule, is a lack of
-        // resources; a malformed amount is an argument error.
-        if (problem.Maximum.Length > 0 || problem.Resource == "accelerators")
-        {
-            var available = problem.Maximum.Length > 0 ? problem.Maximum : "none of that kind";
-            throw new InsufficientSystemResourcesException(problem.Resource, problem.Requested, available, problem.Message);
-        }
-
-        throw new ArgumentException(problem.Message, nameof(job));
     }
 
     private static CoreAccelerator[] Accelerators(JobDescription job) =>
-        [.. job.Accelerators.Select(a => ResourcesApi.Accelerator(a.Count, a.Kind, a.Model, a.Brand, a.Api))];
+        [.. job.Accelerators.Select(a => Jobs.Accelerator(a.Count, a.Kind, a.Model, a.Brand, a.Api))];
+
+    /// <summary>
+    /// Why a job is refused, as Toil says it: more than the maxima, or an accelerator the cluster cannot provide, is a
+    /// lack of resources; anything else is the named argument's error.
+    /// </summary>
+#pragma warning disable CS8524 // Every named kind is handled: a new kind is a build error (CS8509), not a silent default.
+    private static Exception Refusal(JobProblem problem, string command, string job, string environment) => problem.Kind switch
+    {
+        ProblemKind.InsufficientResources => new InsufficientSystemResourcesException(problem.Resource, problem.Requested, problem.Available, problem.Message),
+        ProblemKind.Command => new ArgumentException(problem.Message, command),
+        ProblemKind.Job => new ArgumentException(problem.Message, job),
+        ProblemKind.Environment => new ArgumentException(problem.Message, environment),
+        ProblemKind.Placement => new ArgumentException(problem.Message),
+    };
+#pragma warning restore CS8524
 
     /// <summary>
     /// Issues a job. Returns its id at once; the job waits in the local queue while the pool (<c>--maxJobs</c>,
@@ -306,7 +229,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <param name="cancellationToken">Not used for waiting: issuing does not wait for the API.</param>
     /// <returns>The job's id: ids start at 1, increase and are never reused.</returns>
     /// <exception cref="InsufficientSystemResourcesException">The job asks for more than the maxima.</exception>
-    /// <exception cref="ArgumentException">The command is empty, or a request or an environment name is invalid.</exception>
+    /// <exception cref="ArgumentException">The command is empty, or a request, an environment name or a placement label is invalid.</exception>
     /// <exception cref="ObjectDisposedException">The batch system was shut down.</exception>
     public Task<int> IssueBatchJobAsync(
         string command,
@@ -318,63 +241,22 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(job);
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _shutDown) != 0, this);
-        if (string.IsNullOrWhiteSpace(command))
-        {
-            throw new ArgumentException("The command is empty: give a command for /bin/sh -c to run.", nameof(command));
-        }
 
-        if (command.Length > 256 * 1024)
-        {
-            throw new ArgumentException(
-                $"The command has {command.Length} characters: Kubernetes objects are limited in size, so keep commands under 256 KiB and put data in files.",
-                nameof(command));
-        }
-
-        if (job.Image is { } image && (image.Length == 0 || image.Any(char.IsWhiteSpace)))
-        {
-            throw new ArgumentException(
-                $"The job's image '{image}' is not an image reference: name one such as busybox:1.35, or leave it null for the batch system's image.",
-                nameof(job));
-        }
-
-        CheckResourceRequest(job);
-        if (!ResourcesApi.TryToKubernetes(job.Cores, job.Memory, job.Disk, Accelerators(job), _options.ResourceOverhead, out var resources, out var problem))
-        {
-            throw new ArgumentException(problem!.Message, nameof(job));
-        }
-
-        foreach (var name in jobEnvironment?.Keys ?? [])
-        {
-            if (!EnvironmentName.IsMatch(name))
-            {
-                throw new ArgumentException(
-                    $"'{name}' is not a valid environment variable name: use letters, digits, '_', '-' and '.', not starting with a digit.",
-                    nameof(jobEnvironment));
-            }
-        }
-
-        // Checked now, so a bad label is the caller's error at once; copied, since the caller may change it later.
-        var placement = JobManifests.PlacementOf(job, resources!);
-
-        // The batch environment as it is now (SetEnv applies to jobs issued later), shared by every job issued
-        // until it changes; the job's own variables win.
+        // The batch environment as it is now (SetEnv applies to jobs issued later), shared by every job issued until it
+        // changes; the core copies the caller's placement and environment, which may change later.
         var batchEnvironment = Volatile.Read(ref _environmentSnapshot);
-        KeyValuePair<string, string>[] jobVariables = jobEnvironment is null ? [] : [.. jobEnvironment];
-
-        JobState.Effect[] effects;
-        int id;
-        lock (_gate)
+        var accelerators = Accelerators(job);
+        var placement = job.Placement;
+        var (id, problem) = _runtime.Issue(id => Jobs.Prepare(
+            _settings, id, job.Name, command, job.Image, job.Cores, job.Memory, job.Disk, accelerators,
+            placement?.RequiredLabels, placement?.DesiredLabels, placement?.ProhibitedLabels, placement?.ToleratedTaints,
+            job.Preemptible, batchEnvironment, jobEnvironment));
+        if (problem is not null)
         {
-            id = Lifecycle.NextId(_model);
-            var request = Lifecycle.Request(
-                Names.JobName(Owner, RunId, id), Pool.Millicores(job.Cores), job.Memory, job.Disk);
-            // Only the inputs wait in the queue; the manifest (several KB) is built when its create call starts.
-            _toCreate[id] = new PendingCreate(command, job, resources!, request, batchEnvironment, jobVariables, placement);
-            effects = Step(Lifecycle.Issued(id, request, Now));
+            throw Refusal(problem, nameof(command), nameof(job), nameof(jobEnvironment));
         }
 
         LogIssued(id, job.Name);
-        Perform(effects);
         return Task.FromResult(id);
     }
 
@@ -401,7 +283,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
                 return null;
             }
 
-            if (!await _ended.WaitAsync(remaining, cancellationToken).ConfigureAwait(false))
+            if (!await _runtime.WaitForEndedAsync(remaining, cancellationToken).ConfigureAwait(false))
             {
                 return Collect();
             }
@@ -410,37 +292,29 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
     private UpdatedBatchJobInfo? Collect()
     {
-        JobState.Effect[] effects;
-        lock (_gate)
+        if (_runtime.Collect() is not { } r)
         {
-            effects = Step(Lifecycle.Collect(Now));
+            return null;
         }
 
-        Perform(effects);
-        foreach (var effect in effects)
+        LogCollected(r.JobId, r.Reason.ToString(), r.ExitStatus);
+        return new UpdatedBatchJobInfo(r.JobId, r.ExitStatus, ToExitReason(r.Reason), TimeSpan.FromMilliseconds(r.WallTimeMs), r.BackingId)
         {
-            if (effect is JobState.Effect.Deliver { Item: var r })
-            {
-                LogCollected(r.id, r.reason.ToString(), r.exitStatus);
-                return new UpdatedBatchJobInfo(r.id, r.exitStatus, ToExitReason(r.reason), TimeSpan.FromMilliseconds(r.wallTime), r.backingId)
-                {
-                    Message = Lifecycle.Message(r),
-                };
-            }
-        }
-
-        return null;
+            Message = r.Message,
+        };
     }
 
-    private static BatchJobExitReason ToExitReason(JobState.ExitReason reason) => reason.Tag switch
+#pragma warning disable CS8524 // Every named reason is handled: a new one is a build error (CS8509), not a silent default.
+    private static BatchJobExitReason ToExitReason(ExitCode reason) => reason switch
     {
-        JobState.ExitReason.Tags.Finished => BatchJobExitReason.Finished,
-        JobState.ExitReason.Tags.Failed => BatchJobExitReason.Failed,
-        JobState.ExitReason.Tags.Lost => BatchJobExitReason.Lost,
-        JobState.ExitReason.Tags.Killed => BatchJobExitReason.Killed,
-        JobState.ExitReason.Tags.MemLimit => BatchJobExitReason.MemLimit,
-        _ => BatchJobExitReason.Error,
+        ExitCode.Finished => BatchJobExitReason.Finished,
+        ExitCode.Failed => BatchJobExitReason.Failed,
+        ExitCode.Lost => BatchJobExitReason.Lost,
+        ExitCode.Killed => BatchJobExitReason.Killed,
+        ExitCode.Error => BatchJobExitReason.Error,
+        ExitCode.MemLimit => BatchJobExitReason.MemLimit,
     };
+#pragma warning restore CS8524
 
     /// <summary>
     /// Kills jobs: when this returns they are in neither the issued nor the running set and will never be returned,
@@ -453,49 +327,28 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     public async Task KillBatchJobsAsync(IEnumerable<int> jobIds, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(jobIds);
-        JobState.Effect[] effects;
-        var ids = jobIds.ToArray();
-        lock (_gate)
-        {
-            effects = Step(Lifecycle.Kill(ids, Now));
-        }
-
-        foreach (var id in ids)
-        {
-            _toCreate.TryRemove(id, out _);
-        }
-
-        await Task.WhenAll(Perform(effects)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _runtime.KillAsync(jobIds.ToArray()).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Issued jobs not yet returned or killed (queued, running and finished-but-uncollected), from local state.</summary>
     /// <param name="cancellationToken">Unused: answered without API calls.</param>
     /// <returns>The ids, increasing, without duplicates.</returns>
-    public Task<IReadOnlyList<int>> GetIssuedBatchJobIdsAsync(CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            return Task.FromResult(Lifecycle.Issued(_model));
-        }
-    }
+    public Task<IReadOnlyList<int>> GetIssuedBatchJobIdsAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult(_runtime.Issued());
 
     /// <summary>Jobs whose container runs, with how long it has run, from local state.</summary>
     /// <param name="cancellationToken">Unused: answered without API calls.</param>
     /// <returns>Job id to time running.</returns>
     public Task<IReadOnlyDictionary<int, TimeSpan>> GetRunningBatchJobIdsAsync(CancellationToken cancellationToken = default)
     {
-        lock (_gate)
-        {
-            IReadOnlyDictionary<int, TimeSpan> running = Lifecycle.Running(_model, Now)
-                .ToDictionary(kv => kv.Key, kv => TimeSpan.FromMilliseconds(kv.Value));
-            return Task.FromResult(running);
-        }
+        IReadOnlyDictionary<int, TimeSpan> running = _runtime.Running().ToDictionary(kv => kv.Key, kv => TimeSpan.FromMilliseconds(kv.Value));
+        return Task.FromResult(running);
     }
 
     /// <summary>The tail of the log of a failed job's pod, by the result's <see cref="UpdatedBatchJobInfo.BackingId"/>.</summary>
     /// <param name="backingId">The Kubernetes Job name.</param>
-    /// <returns>The log tail, or null when none was kept.</returns>
-    public string? GetFailureLog(string backingId) => _failureLogs.TryGetValue(backingId, out var log) ? log : null;
+    /// <returns>The log tail, or null when none was kept (the most recent thousand or so are).</returns>
+    public string? GetFailureLog(string backingId) => _failureLogs.Get(backingId);
 
     /// <summary>Toil's default owner: this user's name, lowercased, with only letters, digits, '-' and '.'.</summary>
     /// <returns>The owner name.</returns>
@@ -514,25 +367,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             return;
         }
 
-        JobState.Effect[] effects;
-        lock (_gate)
-        {
-            effects = Step(Lifecycle.Shutdown(Now));
-        }
-
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(_loops).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        await Task.WhenAll(_inFlight.Keys).ConfigureAwait(false);
-        await Task.WhenAll(Perform(effects)).ConfigureAwait(false);
-        await WaitForPodsGoneAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
-        _ended.Release();
+        await _runtime.ShutdownAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -549,327 +384,8 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         }
 
         Volatile.Write(ref _shutDown, 1);
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(_loops).ConfigureAwait(false);
-            await Task.WhenAll(_inFlight.Keys).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        _ended.Release();
+        await _runtime.StopAsync().ConfigureAwait(false);
         _client.Dispose();
-        _stopping.Dispose();
-    }
-
-    private JobState.Effect[] Step(JobState.Event @event)
-    {
-        var transition = Lifecycle.Step(_model, @event);
-        _model = transition.Model;
-        return transition.Effects;
-    }
-
-    private void Apply(JobState.Event @event)
-    {
-        JobState.Effect[] effects;
-        lock (_gate)
-        {
-            effects = Step(@event);
-        }
-
-        Perform(effects);
-    }
-
-    /// <summary>Performs effects; API calls run in the background and are tracked until they finish.</summary>
-    private List<Task> Perform(JobState.Effect[] effects)
-    {
-        var tasks = new List<Task>();
-        foreach (var effect in effects)
-        {
-            Task? task = effect switch
-            {
-                JobState.Effect.Create c => CreateAsync(c.id),
-                JobState.Effect.Delete d => DeleteAsync(d.id, d.name),
-                JobState.Effect.Ended e => EndedAsync(e.Item1, Lifecycle.PodOf(e.pod)),
-                JobState.Effect.CleanupNode n => CleanupAsync(n.node),
-                _ when effect.IsDeleteAll => DeleteAllAsync(),
-                _ => null,
-            };
-            if (task is not null && !task.IsCompleted)
-            {
-                _inFlight.TryAdd(task, 0);
-                _ = task.ContinueWith(t => _inFlight.TryRemove(t, out _), TaskScheduler.Default);
-                tasks.Add(task);
-            }
-        }
-
-        return tasks;
-    }
-
-    private async Task CreateAsync(int id)
-    {
-        if (!_toCreate.ContainsKey(id))
-        {
-            return; // killed before its turn
-        }
-
-        await _creates.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-        try
-        {
-            if (!_toCreate.TryGetValue(id, out var pending))
-            {
-                return; // killed while waiting for a slot
-            }
-
-            V1Job manifest;
-            try
-            {
-                manifest = _manifests.Build(
-                    id, pending.Command, pending.Job, pending.Resources, pending.Request, pending.BatchEnvironment.Concat(pending.JobEnvironment), pending.Placement);
-            }
-            catch (ArgumentException ex)
-            {
-                // Everything was checked when the job was issued; should building still fail, the job ends with the
-                // reason instead of staying in the queue for ever.
-                LogCreateFailed(id, ex.Message);
-                Apply(Lifecycle.CreateFailed(id, $"the Job's manifest could not be built: {ex.Message}", Now));
-                return;
-            }
-
-            // The name is deterministic, so a create retried after an ambiguous failure ends in 409 = already created.
-            await _client.BatchV1.CreateNamespacedJobAsync(manifest, Namespace, cancellationToken: _stopping.Token)
-                .AllowingAlreadyDoneAsync().ConfigureAwait(false);
-            Apply(Lifecycle.Created(id, Now));
-        }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-        {
-        }
-        catch (Exception ex) when (ex is KubernetesApiException or HttpOperationException or HttpRequestException or OperationCanceledException)
-        {
-            LogCreateFailed(id, ex.Message);
-            Apply(Lifecycle.CreateFailed(id, $"the Job could not be created: {ex.Message}", Now));
-        }
-        finally
-        {
-            _toCreate.TryRemove(id, out _);
-            _creates.Release();
-        }
-    }
-
-    private async Task DeleteAsync(int id, string name)
-    {
-        try
-        {
-            await _client.BatchV1.DeleteNamespacedJobAsync(
-                    name,
-                    Namespace,
-                    new V1DeleteOptions { PropagationPolicy = "Background" },
-                    cancellationToken: CancellationToken.None)
-                .AllowingAlreadyDoneAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is KubernetesApiException or HttpOperationException or HttpRequestException or OperationCanceledException)
-        {
-            // Ttl-after-finished and shutdown's collection delete are the safety nets for a Job left behind.
-            LogDeleteFailed(id, name, ex.Message);
-        }
-    }
-
-    private async Task EndedAsync(JobState.UpdatedJob result, string? pod)
-    {
-        try
-        {
-            var explains = result.reason.IsFailed || result.reason.IsMemLimit || result.reason.IsError;
-            if (explains && pod is not null)
-            {
-                // Read before the result can be collected: collecting deletes the Job and its pod.
-                await CaptureLogAsync(result, pod).ConfigureAwait(false);
-            }
-
-            LogEnded(result.id, result.reason.ToString(), result.exitStatus, result.wallTime, Lifecycle.Message(result));
-        }
-        finally
-        {
-            _ended.Release();
-        }
-    }
-
-    private async Task CaptureLogAsync(JobState.UpdatedJob result, string pod)
-    {
-        try
-        {
-            using var stream = await _client.CoreV1.ReadNamespacedPodLogAsync(
-                pod, Namespace, container: JobManifests.ContainerName, tailLines: 50, limitBytes: 16 * 1024,
-                cancellationToken: _stopping.Token).ConfigureAwait(false);
-            using var reader = new StreamReader(stream);
-            var log = await reader.ReadToEndAsync(_stopping.Token).ConfigureAwait(false);
-            _failureLogs[result.backingId] = log;
-            LogFailureLog(result.id, log);
-        }
-        catch (Exception ex) when (ex is KubernetesApiException or HttpOperationException or HttpRequestException or OperationCanceledException or IOException)
-        {
-            LogNoFailureLog(result.id, ex.Message);
-        }
-    }
-
-    private async Task CleanupAsync(string node)
-    {
-        if (_manifests.Cleanup(node) is not { } job)
-        {
-            return;
-        }
-
-        try
-        {
-            await _client.BatchV1.CreateNamespacedJobAsync(job, Namespace, cancellationToken: CancellationToken.None)
-                .AllowingAlreadyDoneAsync().ConfigureAwait(false);
-            LogCleanup(node);
-        }
-        catch (Exception ex) when (ex is KubernetesApiException or HttpOperationException or HttpRequestException or OperationCanceledException)
-        {
-            LogCleanupFailed(node, ex.Message);
-        }
-    }
-
-    private async Task DeleteAllAsync()
-    {
-        var background = new V1DeleteOptions { PropagationPolicy = "Background" };
-        await _client.BatchV1.DeleteCollectionNamespacedJobAsync(
-            Namespace, background, labelSelector: _manifests.JobSelector, cancellationToken: CancellationToken.None).ConfigureAwait(false);
-        await _client.CoreV1.DeleteCollectionNamespacedPodAsync(
-            Namespace, new V1DeleteOptions(), labelSelector: _manifests.JobSelector, cancellationToken: CancellationToken.None).ConfigureAwait(false);
-    }
-
-    private async Task WaitForPodsGoneAsync(TimeSpan deadline, CancellationToken cancellationToken)
-    {
-        var start = _time.GetTimestamp();
-        while (_time.GetElapsedTime(start) < deadline && !cancellationToken.IsCancellationRequested)
-        {
-            var pods = await _client.CoreV1.ListNamespacedPodAsync(
-                Namespace, labelSelector: _manifests.JobSelector, cancellationToken: cancellationToken).ConfigureAwait(false);
-            if (pods.Items.Count == 0)
-            {
-                return;
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task TickAsync(CancellationToken cancellationToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
-            {
-                Apply(Lifecycle.Tick(Now));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
-    /// <summary>
-    /// One list of the run's pods, then a watch from its resource version; relists after 410 Gone, rewatches after a
-    /// quiet end. Pods only: a job's end is on its pod, and a Job deleted by someone else takes its pod with it. (A
-    /// watch of the Jobs too would double the events to decode, and on Kubernetes 1.20 the API server closes Job
-    /// watchers after a few buffered events under load, forcing relists of every Job.)
-    /// </summary>
-    private async Task WatchPodsAsync(CancellationToken cancellationToken)
-    {
-        string? resourceVersion = null;
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                resourceVersion ??= await ListPodsAsync(Now, cancellationToken).ConfigureAwait(false);
-
-                var gone = false;
-                void OnError(Exception ex)
-                {
-                    if (ex is KubernetesException { Status.Code: 410 })
-                    {
-                        gone = true;
-                    }
-                    else
-                    {
-                        LogWatchError(ex.Message);
-                    }
-                }
-
-                var watch = _client.CoreV1.ListNamespacedPodWithHttpMessagesAsync(
-                    Namespace, allowWatchBookmarks: true, labelSelector: _manifests.JobSelector,
-                    resourceVersion: resourceVersion, timeoutSeconds: 300, watch: true, cancellationToken: cancellationToken);
-#pragma warning disable CS0618 // The client's only async-enumerable watch; its replacement is not released yet.
-                await foreach (var (type, pod) in watch.WatchAsync<V1Pod, V1PodList>(OnError, cancellationToken).ConfigureAwait(false))
-#pragma warning restore CS0618
-                {
-                    resourceVersion = pod.Metadata?.ResourceVersion ?? resourceVersion;
-                    OnPod(type, pod);
-                }
-
-                if (gone)
-                {
-                    LogRelist();
-                    resourceVersion = null;
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                // Any failure: start over with a fresh list, which the core reconciles against what it knows.
-                LogWatchError(ex.Message);
-                resourceVersion = null;
-                try
-                {
-                    await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
-    }
-
-    private async Task<string> ListPodsAsync(long listedAt, CancellationToken cancellationToken)
-    {
-        var list = await _client.CoreV1.ListNamespacedPodAsync(
-            Namespace, labelSelector: _manifests.JobSelector, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var now = Now;
-        var snapshot = list.Items.Select(p => Observations.Of(p, now)).OfType<JobState.PodFacts>().ToArray();
-        Apply(Lifecycle.Resynced(snapshot, listedAt, now));
-        return list.Metadata.ResourceVersion;
-    }
-
-    private void OnPod(WatchEventType type, V1Pod pod)
-    {
-        if (type is WatchEventType.Bookmark or WatchEventType.Error || Observations.JobId(pod.Metadata) is not { } id)
-        {
-            return;
-        }
-
-        var now = Now;
-        if (type == WatchEventType.Deleted)
-        {
-            // The last state of a deleted pod may carry its exit: apply it first, then the removal.
-            if (Observations.Of(pod, now) is { } last)
-            {
-                Apply(Lifecycle.Observed(last, now));
-            }
-
-            Apply(Lifecycle.PodRemoved(id, pod.Metadata.Name, now));
-        }
-        else if (Observations.Of(pod, now) is { } observation)
-        {
-            Apply(Lifecycle.Observed(observation, now));
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Re-attached to {Count} Jobs of run {RunId}")]
@@ -880,41 +396,4 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Returned job {JobId}: {Reason}, exit status {ExitStatus}")]
     private partial void LogCollected(int jobId, string reason, int exitStatus);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ended: {Reason}, exit status {ExitStatus}, {WallTimeMs} ms; {Detail}")]
-    private partial void LogEnded(int jobId, string reason, int exitStatus, long wallTimeMs, string? detail);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} could not be created: {Error}")]
-    private partial void LogCreateFailed(int jobId, string error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: deleting {Name} failed: {Error}")]
-    private partial void LogDeleteFailed(int jobId, string name, string error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} failed; the end of its log:\n{Log}")]
-    private partial void LogFailureLog(int jobId, string log);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Job {JobId}: no log kept: {Error}")]
-    private partial void LogNoFailureLog(int jobId, string error);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Cleaning the run's work directory on node {Node}")]
-    private partial void LogCleanup(string node);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cleaning node {Node} failed: {Error}")]
-    private partial void LogCleanupFailed(string node, string error);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "The pod watch failed: {Error}")]
-    private partial void LogWatchError(string error);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "The pod watch expired (410 Gone): listing again")]
-    private partial void LogRelist();
-
-    /// <summary>What a job waiting for its create call keeps: its inputs, not its manifest.</summary>
-    private sealed record PendingCreate(
-        string Command,
-        JobDescription Job,
-        KubernetesResourcesView Resources,
-        JobState.JobRequest Request,
-        KeyValuePair<string, string>[] BatchEnvironment,
-        KeyValuePair<string, string>[] JobEnvironment,
-        Placement Placement);
 }

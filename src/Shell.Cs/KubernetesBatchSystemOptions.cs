@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using HybridBatch.Core.Api;
+using HybridBatch.Resilience;
 using HybridBatch.Translation;
 
 namespace HybridBatch;

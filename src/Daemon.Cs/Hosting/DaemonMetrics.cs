@@ -1,3 +1,4 @@
+using HybridBatch.Resilience;
 using Prometheus;
 
 namespace HybridBatch.Daemon.Hosting;

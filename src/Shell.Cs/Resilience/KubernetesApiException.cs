@@ -2,7 +2,7 @@ using System.Net;
 using HybridBatch.Core;
 using k8s.Autorest;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>
 /// A Kubernetes call that the resilience pipeline gave up on or that needs the caller's attention, with the core's
@@ -30,14 +30,13 @@ public sealed class KubernetesApiException : HttpOperationException
     public KubernetesApiException(string message, Exception? innerException)
         : base(message, innerException)
     {
-        var unknown = RetryApi.Permission(RetryApi.VerbOf("GET", false, false), null, null, null, null);
-        Decision = RetryApi.Classify(RetryApi.DescribeUnknown(message, unknown, madeIdempotent: false));
+        Decision = KubernetesCallDecision.Fail;
     }
 
     internal KubernetesApiException(string message, Decision decision, HttpStatusCode? statusCode, int attempts, TimeSpan elapsed, Exception? innerException)
         : base(message, innerException)
     {
-        Decision = decision;
+        Decision = KubernetesCallDecisions.Of(decision);
         StatusCode = statusCode;
         Attempts = attempts;
         Elapsed = elapsed;
@@ -45,7 +44,7 @@ public sealed class KubernetesApiException : HttpOperationException
 
     /// <summary>The core's decision: <c>Fail</c> with the reason, <c>Retry</c> when the budget ran out, or
     /// <c>Resync</c>/<c>AlreadyDone</c> for the caller to act on.</summary>
-    public Decision Decision { get; }
+    public KubernetesCallDecision Decision { get; }
 
     /// <summary>The HTTP status of the last attempt, or null if no response arrived.</summary>
     public HttpStatusCode? StatusCode { get; }

@@ -1,4 +1,4 @@
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>Helpers for callers of the wrapped client: treating "already done" as success.</summary>
 public static class KubernetesCallExtensions
@@ -16,7 +16,7 @@ public static class KubernetesCallExtensions
         {
             return await call.ConfigureAwait(false);
         }
-        catch (KubernetesApiException ex) when (ex.Decision.IsAlreadyDone)
+        catch (KubernetesApiException ex) when (ex.Decision == KubernetesCallDecision.AlreadyDone)
         {
             return default;
         }
@@ -35,7 +35,7 @@ public static class KubernetesCallExtensions
             await call.ConfigureAwait(false);
             return true;
         }
-        catch (KubernetesApiException ex) when (ex.Decision.IsAlreadyDone)
+        catch (KubernetesApiException ex) when (ex.Decision == KubernetesCallDecision.AlreadyDone)
         {
             return false;
         }

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
-/// <summary>How a Kubernetes call through the <see cref="DecoratorWrapper"/> ended.</summary>
+/// <summary>How a Kubernetes call through the <see cref="KubernetesResilienceHandler"/> ended.</summary>
 public enum KubernetesCallOutcome
 {
     /// <summary>The server answered with success.</summary>
@@ -44,7 +44,7 @@ public sealed record KubernetesCallRecord(string Verb, string Resource, string? 
 public sealed record KubernetesRetryRecord(string Verb, string Resource, string? Namespace, int Attempt, TimeSpan Delay, string Cause);
 
 /// <summary>
-/// Sees every Kubernetes call the <see cref="DecoratorWrapper"/> makes, for metrics and benchmarks. Its methods run
+/// Sees every Kubernetes call the <see cref="KubernetesResilienceHandler"/> makes, for metrics and benchmarks. Its methods run
 /// on the request path: they must be quick, thread-safe and must not throw.
 /// </summary>
 public interface IKubernetesCallObserver

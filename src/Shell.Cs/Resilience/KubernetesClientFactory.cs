@@ -1,15 +1,15 @@
 using k8s;
 using Microsoft.Extensions.Logging;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>
 /// The only way the product gets a Kubernetes client: one whose HTTP pipeline starts with the
-/// <see cref="DecoratorWrapper"/>, so no call can skip the rate limit, the timeout or the retry classification.
+/// <see cref="KubernetesResilienceHandler"/>, so no call can skip the rate limit, the timeout or the retry classification.
 /// </summary>
 public static class KubernetesClientFactory
 {
-    /// <summary>Creates a client whose every HTTP request goes through a <see cref="DecoratorWrapper"/>.</summary>
+    /// <summary>Creates a client whose every HTTP request goes through a <see cref="KubernetesResilienceHandler"/>.</summary>
     /// <param name="configuration">
     /// Where the cluster is and how to authenticate. Its <see cref="KubernetesClientConfiguration.HttpClientTimeout"/>
     /// is set to infinite: the client's own 100 s deadline per call would otherwise cut the retry budget short;
@@ -35,7 +35,7 @@ public static class KubernetesClientFactory
 
     /// <summary>
     /// As <see cref="Create(KubernetesClientConfiguration, KubernetesResilienceOptions?, ILoggerFactory?, TimeProvider?, IKubernetesCallObserver?)"/>,
-    /// with handlers between the wrapper and the network (tests put a fake server there).
+    /// with handlers between the resilience handler and the network (tests put a fake server there).
     /// </summary>
     internal static IKubernetes Create(
         KubernetesClientConfiguration configuration,
@@ -48,7 +48,7 @@ public static class KubernetesClientFactory
         ArgumentNullException.ThrowIfNull(configuration);
         var basePath = Uri.TryCreate(configuration.Host, UriKind.Absolute, out var host) ? host.AbsolutePath : "/";
         configuration.HttpClientTimeout = Timeout.InfiniteTimeSpan;
-        var wrapper = new DecoratorWrapper(options ?? new KubernetesResilienceOptions(), loggerFactory, timeProvider, observer, basePath);
-        return new k8s.Kubernetes(configuration, [wrapper, .. innerHandlers]);
+        var handler = new KubernetesResilienceHandler(options ?? new KubernetesResilienceOptions(), loggerFactory, timeProvider, observer, basePath);
+        return new k8s.Kubernetes(configuration, [handler, .. innerHandlers]);
     }
 }

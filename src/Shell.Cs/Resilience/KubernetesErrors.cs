@@ -4,12 +4,13 @@ using System.Security.Authentication;
 using System.Text;
 using System.Text.Json;
 using HybridBatch.Core;
+using HybridBatch.Core.Api;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Polly.Timeout;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>
 /// Toil's <c>retryable_kubernetes_errors</c> and <c>is_retryable_kubernetes_error</c>, answered by the core's
@@ -42,37 +43,38 @@ public static class KubernetesErrors
     /// </summary>
     /// <param name="exception">What a Kubernetes call threw.</param>
     /// <returns>True if the call should be repeated.</returns>
-    public static bool IsRetryable(Exception exception) => Classify(exception).IsRetry;
+    public static bool IsRetryable(Exception exception) => Classify(exception) == KubernetesCallDecision.Retry;
 
     /// <summary>The core's decision for what a Kubernetes call threw.</summary>
     /// <param name="exception">What a Kubernetes call threw.</param>
-    /// <returns>Retry, Resync, AlreadyDone or Fail with the reason.</returns>
-    public static Decision Classify(Exception exception)
+    /// <returns>Retry, Resync, AlreadyDone or Fail.</returns>
+    public static KubernetesCallDecision Classify(Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        if (exception is KubernetesApiException decided)
-        {
-            return decided.Decision;
-        }
-
-        return RetryApi.Classify(Describe(exception, request: null, TimeProvider.System.GetUtcNow()));
+        return exception is KubernetesApiException decided ? decided.Decision : KubernetesCallDecisions.Of(Decide(exception));
     }
 
     /// <summary>What went wrong and how to fix it, in words.</summary>
     /// <param name="exception">What a Kubernetes call threw.</param>
     /// <returns>The classifier's explanation.</returns>
-    public static string Explain(Exception exception) =>
-        exception is KubernetesApiException decided ? decided.Message : RetryApi.Explain(Classify(exception));
+    public static string Explain(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception is KubernetesApiException decided ? decided.Message : Retries.Explain(Decide(exception));
+    }
 
     /// <summary>Whether the call's goal already holds: 404 on a delete, 409 AlreadyExists on our create.</summary>
     /// <param name="exception">What a Kubernetes call threw.</param>
     /// <returns>True if the caller may treat the call as done.</returns>
-    public static bool IsAlreadyDone(Exception exception) => Classify(exception).IsAlreadyDone;
+    public static bool IsAlreadyDone(Exception exception) => Classify(exception) == KubernetesCallDecision.AlreadyDone;
 
     /// <summary>Whether a watch must list again: 410 Gone or an expired resourceVersion.</summary>
     /// <param name="exception">What a Kubernetes call or watch threw.</param>
     /// <returns>True if the caller should relist and watch from the new resourceVersion.</returns>
-    public static bool IsResync(Exception exception) => Classify(exception).IsResync;
+    public static bool IsResync(Exception exception) => Classify(exception) == KubernetesCallDecision.Resync;
+
+    private static Decision Decide(Exception exception) =>
+        Retries.Classify(Describe(exception, request: null, TimeProvider.System.GetUtcNow()));
 
     /// <summary>Describes an exception for the classifier; <paramref name="request"/> says which call failed, if known.</summary>
     internal static ApiError Describe(Exception exception, KubernetesRequest? request, DateTimeOffset now)
@@ -99,8 +101,8 @@ public static class KubernetesErrors
                     var permission = (request ?? Unknown).Permission;
                     var madeIdempotent = request?.MadeIdempotent ?? true;
                     return TransportOf(exception) is { } transport
-                        ? RetryApi.DescribeTransport(transport, exception.Message, permission, madeIdempotent)
-                        : RetryApi.DescribeUnknown(exception.Message, permission, madeIdempotent);
+                        ? Retries.DescribeTransport(transport, exception.Message, permission, madeIdempotent)
+                        : Retries.DescribeUnknown(exception.Message, permission, madeIdempotent);
                 }
         }
     }
@@ -196,9 +198,9 @@ public static class KubernetesErrors
         };
         var causes = status?.Details?.Causes?
             .Where(c => c is not null)
-            .Select(c => RetryApi.FieldCause(c.Field, c.Reason, c.Message))
+            .Select(c => Retries.FieldCause(c.Field, c.Reason, c.Message))
             .ToArray();
-        return RetryApi.DescribeResponse(
+        return Retries.DescribeResponse(
             status: code ?? status?.Code,
             reason: status?.Reason,
             message: status?.Message,

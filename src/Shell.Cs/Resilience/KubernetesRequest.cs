@@ -1,7 +1,8 @@
 using System.Text.Json;
 using HybridBatch.Core;
+using HybridBatch.Core.Api;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>
 /// What one HTTP request to the API server tries to do, read from its method, path, query and body: the RBAC
@@ -10,10 +11,10 @@ namespace HybridBatch;
 internal sealed record KubernetesRequest(Permission Permission, bool IsStreaming, bool MadeIdempotent, string Method, string Path)
 {
     /// <summary>The RBAC verb as Kubernetes spells it.</summary>
-    public string Verb => RetryApi.VerbName(Permission.verb);
+    public string Verb => Retries.VerbName(Permission.verb);
 
     /// <summary>The resource as RBAC names it, e.g. <c>jobs.batch</c> or <c>pods/log</c>.</summary>
-    public string Resource => RetryApi.ResourceName(Permission);
+    public string Resource => Retries.ResourceName(Permission);
 
     /// <summary>The namespace, or null for a cluster-scoped call.</summary>
     public string? Namespace => Permission.inNamespace is { } ns ? ns.Value : null;
@@ -27,8 +28,8 @@ internal sealed record KubernetesRequest(Permission Permission, bool IsStreaming
         var (group, resource, name, subresource, ns) = Parse(segments);
         var isWatch = QueryFlag(query, "watch");
         var isStreaming = isWatch || QueryFlag(query, "follow");
-        var verb = RetryApi.VerbOf(method.Method, name is not null, isWatch);
-        var permission = RetryApi.Permission(verb, group, resource, subresource, ns);
+        var verb = Retries.VerbOf(method.Method, name is not null, isWatch);
+        var permission = Retries.Permission(verb, group, resource, subresource, ns);
         return new KubernetesRequest(permission, isStreaming, IsMadeIdempotent(method, contentType, body), method.Method, path);
     }
 

@@ -1,6 +1,7 @@
 using HybridBatch.Core;
+using HybridBatch.Core.Api;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>
 /// How every Kubernetes API call is made resilient: a client-side rate limit, a per-request timeout and retries
@@ -8,9 +9,6 @@ namespace HybridBatch;
 /// </summary>
 public sealed record KubernetesResilienceOptions
 {
-    /// <summary>The configuration section these options bind from.</summary>
-    public const string SectionName = "HybridBatch:Kubernetes:Resilience";
-
     /// <summary>Sustained requests per second this client sends to the API server; 0 turns the limit off.</summary>
     public double Qps { get; init; } = 20;
 
@@ -59,7 +57,7 @@ public sealed record KubernetesResilienceOptions
             throw new ArgumentException($"{nameof(PerRequestTimeout)} must be between 10 ms and 1 day, not {PerRequestTimeout}.", nameof(PerRequestTimeout));
         }
 
-        if (RetryApi.PolicyProblem(FirstRetryDelay, MaxRetryDelay, RetryBudget) is { } problem)
+        if (Retries.PolicyProblem(FirstRetryDelay, MaxRetryDelay, RetryBudget) is { } problem)
         {
             throw new ArgumentException($"{problem} Set {nameof(FirstRetryDelay)}, {nameof(MaxRetryDelay)} and {nameof(RetryBudget)} accordingly.");
         }

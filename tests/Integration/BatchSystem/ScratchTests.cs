@@ -1,4 +1,3 @@
-using HybridBatch.Core;
 using HybridBatch.Core.Api;
 using HybridBatch.Integration.Cluster;
 using HybridBatch.Translation;
@@ -58,13 +57,15 @@ public sealed class ScratchManifestTests
 {
     private const long Overhead = 16L * 1024 * 1024;
 
-    private static (k8s.Models.V1Job Job, KubernetesResourcesView Resources) Build(KubernetesBatchSystemOptions options)
+    private static (k8s.Models.V1Job Job, JobManifest Manifest) Build(KubernetesBatchSystemOptions options)
     {
         var job = Batch.Job("scratch", disk: 3_000_000);
-        Assert.True(ResourcesApi.TryToKubernetes(job.Cores, job.Memory, job.Disk, null, Overhead, out var resources, out _));
-        var manifests = new JobManifests(options, "scratch-run", "tester");
-        var request = new JobState.JobRequest(job.Name, 1000, job.Memory, job.Disk);
-        return (manifests.Build(1, "true", job, resources!, request, [], JobManifests.PlacementOf(job, resources!)), resources!);
+        var settings = Jobs.Settings("tester", "scratch-run", options.Image, Overhead, options.MaxCores, options.MaxMemory, options.MaxDisk);
+        var prepared = Jobs.Prepare(
+            settings, 1, job.Name, "true", job.Image, job.Cores, job.Memory, job.Disk, null, null, null, null, null, job.Preemptible, [], null);
+        Assert.Null(prepared.Problem);
+        var manifest = Jobs.Manifest(prepared.Job!);
+        return (new JobManifests(options, "scratch-run", "tester").Build(manifest), manifest);
     }
 
     [Theory]
@@ -72,7 +73,7 @@ public sealed class ScratchManifestTests
     [InlineData("/var/lib/hybridbatch-host")]
     public void The_scratch_volume_is_mounted_where_TMPDIR_points_and_sized_by_the_job_disk_request(string? hostPath)
     {
-        var (job, resources) = Build(new KubernetesBatchSystemOptions { HostPath = hostPath });
+        var (job, manifest) = Build(new KubernetesBatchSystemOptions { HostPath = hostPath });
         var pod = job.Spec.Template.Spec;
         var container = Assert.Single(pod.Containers);
 
@@ -84,7 +85,7 @@ public sealed class ScratchManifestTests
 
         // The job's disk (3,000,000 bytes plus the overhead) is the volume's size and still the container's only
         // ephemeral-storage request and limit: scratch shares that budget rather than adding to it.
-        var disk = resources.Requests["ephemeral-storage"];
+        var disk = manifest.Requests["ephemeral-storage"];
         Assert.Equal((3_000_000 + Overhead).ToString(System.Globalization.CultureInfo.InvariantCulture), disk);
         Assert.Equal(disk, volume.EmptyDir.SizeLimit.ToString());
         Assert.Equal(disk, container.Resources.Requests["ephemeral-storage"].ToString());

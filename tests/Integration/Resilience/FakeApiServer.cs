@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
+using HybridBatch.Resilience;
 using k8s;
 
 namespace HybridBatch.Integration.Resilience;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using HybridBatch.Resilience;
 
 namespace HybridBatch.Integration.Resilience;
 
@@ -17,7 +18,7 @@ internal sealed record FaultRates(double Throttle = 0, double ServerError = 0, d
 }
 
 /// <summary>
-/// Issue 8's throttling faults as a handler between the <see cref="DecoratorWrapper"/> and the network (or a fake
+/// Issue 8's throttling faults as a handler between the <see cref="KubernetesResilienceHandler"/> and the network (or a fake
 /// server): 429 with Retry-After, 500/503, resets after the server applied the request, and slow answers, at set
 /// rates, from a seed so a failing run can be replayed.
 /// </summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using HybridBatch.Resilience;
 using k8s;
 using k8s.Models;
 

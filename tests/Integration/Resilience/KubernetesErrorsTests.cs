@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using HybridBatch.Resilience;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;

@@ -1,11 +1,12 @@
 using System.Net;
+using HybridBatch.Resilience;
 using k8s;
 using k8s.Models;
 
 namespace HybridBatch.Integration.Resilience;
 
 /// <summary>The resilience pipeline against a fake API server at the HTTP boundary.</summary>
-public sealed class DecoratorWrapperTests
+public sealed class KubernetesResilienceHandlerTests
 {
     private const string Ns = "hb-test";
 
@@ -127,7 +128,7 @@ public sealed class DecoratorWrapperTests
         var ex = await Assert.ThrowsAsync<KubernetesApiException>(() => client.BatchV1.CreateNamespacedJobAsync(NamedJob("hb-1"), Ns));
 
         Assert.Equal(1, server.Requests);
-        Assert.True(ex.Decision.IsFail);
+        Assert.Equal(KubernetesCallDecision.Fail, ex.Decision);
         Assert.Equal(HttpStatusCode.Forbidden, ex.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, ex.Response.StatusCode);
         Assert.Contains("cannot create jobs.batch in namespace hb-test", ex.Message, StringComparison.Ordinal);
@@ -187,7 +188,7 @@ public sealed class DecoratorWrapperTests
         Assert.True(server.Requests > 2, "the refusal was not retried");
         var waited = observer.Retries.Aggregate(TimeSpan.Zero, (sum, r) => sum + r.Delay);
         Assert.True(waited <= options.RetryBudget, $"waited {waited} in retries, the budget being {options.RetryBudget}");
-        Assert.True(ex.Decision.IsFail);
+        Assert.Equal(KubernetesCallDecision.Fail, ex.Decision);
         Assert.Contains("cannot create jobs.batch in namespace hb-test", ex.Message, StringComparison.Ordinal);
         Assert.Contains("verbs: [\"create\"]", ex.Message, StringComparison.Ordinal);
     }
@@ -244,7 +245,7 @@ public sealed class DecoratorWrapperTests
         var ex = await Assert.ThrowsAsync<KubernetesApiException>(() => client.BatchV1.CreateNamespacedJobAsync(job, Ns));
 
         Assert.Equal(1, server.Requests);
-        Assert.True(ex.Decision.IsFail);
+        Assert.Equal(KubernetesCallDecision.Fail, ex.Decision);
         Assert.Null(ex.StatusCode);
         Assert.Contains("generateName", ex.Message, StringComparison.Ordinal);
     }
@@ -285,7 +286,7 @@ public sealed class DecoratorWrapperTests
 
         var ex = await Assert.ThrowsAsync<KubernetesApiException>(() => client.CoreV1.ListNamespacedPodAsync(Ns));
 
-        Assert.True(ex.Decision.IsRetry, "the last failure was still retryable");
+        Assert.True(ex.Decision == KubernetesCallDecision.Retry, "the last failure was still retryable");
         Assert.True(ex.Attempts > 1);
         Assert.Equal(ex.Attempts, server.Requests);
         Assert.True(ex.Elapsed < TimeSpan.FromMilliseconds(500) + Fast.PerRequestTimeout + TimeSpan.FromSeconds(1));

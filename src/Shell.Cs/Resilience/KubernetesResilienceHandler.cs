@@ -1,6 +1,7 @@
 using System.Net;
 using System.Threading.RateLimiting;
 using HybridBatch.Core;
+using HybridBatch.Core.Api;
 using k8s.Autorest;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -9,10 +10,10 @@ using Polly.RateLimiting;
 using Polly.Retry;
 using Polly.Timeout;
 
-namespace HybridBatch;
+namespace HybridBatch.Resilience;
 
 /// <summary>
-/// Toil's <c>DecoratorWrapper</c>: the one place every Kubernetes API call goes through. A handler in the client's
+/// The resilience handler, Toil's <c>DecoratorWrapper</c>: the one place every Kubernetes API call goes through. A handler in the client's
 /// HTTP pipeline that runs each request through one Polly pipeline: a retry strategy whose decisions and delays come
 /// from the core's classifier and back-off (honouring <c>Retry-After</c>, within the retry budget; a 403 for a
 /// permission this client has used before, or soon after the server was unreachable, is a restarting server's passing
@@ -21,7 +22,7 @@ namespace HybridBatch;
 /// rate limit and the retry while connecting, and its timeout covers only the response headers, never the stream.
 /// A call that ends unsuccessfully throws <see cref="KubernetesApiException"/> carrying the core's decision.
 /// </summary>
-public sealed partial class DecoratorWrapper : DelegatingHandler
+public sealed partial class KubernetesResilienceHandler : DelegatingHandler
 {
     private static readonly ResiliencePropertyKey<CallState> CallKey = new("HybridBatch.KubernetesCall");
     private static readonly TimeSpan TimerSlack = TimeSpan.FromMilliseconds(20);
@@ -38,16 +39,16 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
 
     // What this client has seen of its API server (permissions used, when it was last unreachable): the core tells a
     // restarting server's passing 403 from a missing permission by it. Replaced, never mutated, so reads need no lock.
-    private ServerHistory _history = RetryApi.EmptyHistory;
+    private ServerHistory _history = Retries.EmptyHistory;
 
-    /// <summary>Creates the wrapper; <see cref="KubernetesClientFactory"/> is the usual way to get a client with it.</summary>
+    /// <summary>Creates the handler; <see cref="KubernetesClientFactory"/> is the usual way to get a client with it.</summary>
     /// <param name="options">Rate limit, timeout and retry settings; validated here.</param>
     /// <param name="loggerFactory">Where retries and failures are logged, if anywhere.</param>
     /// <param name="timeProvider">The clock for delays and timeouts; <see cref="TimeProvider.System"/> by default.</param>
     /// <param name="observer">Sees every call and retry, if given.</param>
     /// <param name="basePath">The path of the configured API server URL (for a server behind a path prefix).</param>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
-    public DecoratorWrapper(
+    public KubernetesResilienceHandler(
         KubernetesResilienceOptions options,
         ILoggerFactory? loggerFactory = null,
         TimeProvider? timeProvider = null,
@@ -59,7 +60,7 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         _options = options;
         _policy = options.BackoffPolicy;
         _time = timeProvider ?? TimeProvider.System;
-        _logger = loggerFactory?.CreateLogger<DecoratorWrapper>() ?? NullLogger<DecoratorWrapper>.Instance;
+        _logger = loggerFactory?.CreateLogger<KubernetesResilienceHandler>() ?? NullLogger<KubernetesResilienceHandler>.Instance;
         _observer = observer;
         _basePath = string.IsNullOrEmpty(basePath) ? "/" : basePath;
         _limiter = options.Qps > 0 ? CreateLimiter(options) : null;
@@ -109,7 +110,7 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         {
             if (response.IsSuccessStatusCode)
             {
-                Remember(h => RetryApi.Succeeded(h, call.Permission));
+                Remember(h => Retries.Succeeded(h, call.Permission));
             }
 
             Complete(state, KubernetesCallOutcome.Succeeded, (int)response.StatusCode);
@@ -250,11 +251,12 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         }
 
         var now = _time.GetElapsedTime(_origin);
-        var history = Remember(h => RetryApi.Failed(h, now, error));
-        var (decision, next) = RetryApi.Next(_policy, history, now, args.AttemptNumber + 1, state.Seed, _time.GetElapsedTime(state.Started), error);
+        var history = Remember(h => Retries.Failed(h, now, error));
+        var next = Retries.Next(_policy, history, now, args.AttemptNumber + 1, state.Seed, _time.GetElapsedTime(state.Started), error);
+        var decision = next.Decision;
         state.LastDecision = decision;
-        state.NextDelay = next;
-        if (state.NextDelay is { } delay && RetryApi.RetryAfter(decision).HasValue)
+        state.NextDelay = next.Wait;
+        if (state.NextDelay is { } delay && Retries.RetryAfter(decision).HasValue)
         {
             // Timers may fire up to a tick of the system clock early; the server's Retry-After must not be undercut.
             state.NextDelay = delay + TimerSlack;
@@ -294,16 +296,17 @@ public sealed partial class DecoratorWrapper : DelegatingHandler
         Exception? inner)
     {
         var decision = state.LastDecision!;
+        var kind = KubernetesCallDecisions.Of(decision);
         var elapsed = _time.GetElapsedTime(state.Started);
-        var outcome = decision switch
+        var outcome = kind switch
         {
-            { IsRetry: true } => KubernetesCallOutcome.GaveUp,
-            { IsAlreadyDone: true } => KubernetesCallOutcome.AlreadyDone,
-            { IsResync: true } => KubernetesCallOutcome.Resync,
+            KubernetesCallDecision.Retry => KubernetesCallOutcome.GaveUp,
+            KubernetesCallDecision.AlreadyDone => KubernetesCallOutcome.AlreadyDone,
+            KubernetesCallDecision.Resync => KubernetesCallOutcome.Resync,
             _ => KubernetesCallOutcome.Failed,
         };
-        var explanation = RetryApi.Explain(decision);
-        var gaveUp = decision.IsRetry || state.Attempts > 1
+        var explanation = Retries.Explain(decision);
+        var gaveUp = kind == KubernetesCallDecision.Retry || state.Attempts > 1
             ? $"gave up after {state.Attempts} attempt(s) in {elapsed}, the retry budget being {_options.RetryBudget}. "
             : "";
         var message = $"{request.Method} {state.Request.Path} failed ({state.LastCause}): {gaveUp}{explanation}";

@@ -1,4 +1,5 @@
-using HybridBatch.Core;
+using HybridBatch.Core.Api;
+using HybridBatch.Translation;
 using k8s.Models;
 
 namespace HybridBatch;
@@ -8,7 +9,7 @@ namespace HybridBatch;
 /// taints map a key to the values that count; an empty list means any value.
 /// </summary>
 /// <remarks>
-/// Translation only: the core decides the node affinity and tolerations (<see cref="PlacementApi"/>), and
+/// Translation only: the core decides the node affinity and tolerations (<see cref="Placements"/>), and
 /// <see cref="Apply"/> copies them onto the pod spec.
 /// </remarks>
 public sealed class Placement
@@ -54,53 +55,12 @@ public sealed class Placement
     public void Apply(V1PodSpec podSpec)
     {
         ArgumentNullException.ThrowIfNull(podSpec);
-        if (!PlacementApi.TryApply(
-                RequiredLabels, DesiredLabels, ProhibitedLabels, ToleratedTaints, Preemptible,
-                out var placement, out var error))
+        var applied = Placements.Apply(RequiredLabels, DesiredLabels, ProhibitedLabels, ToleratedTaints, Preemptible);
+        if (applied.Error is { } error)
         {
             throw new ArgumentException(error);
         }
 
-        if (placement!.HasNodeAffinity)
-        {
-            podSpec.Affinity ??= new V1Affinity();
-            podSpec.Affinity.NodeAffinity = new V1NodeAffinity
-            {
-                RequiredDuringSchedulingIgnoredDuringExecution = placement.RequiredTerms.Count == 0
-                    ? null
-                    : new V1NodeSelector { NodeSelectorTerms = [.. placement.RequiredTerms.Select(ToTerm)] },
-                PreferredDuringSchedulingIgnoredDuringExecution = placement.PreferredTerms.Count == 0
-                    ? null
-                    : [.. placement.PreferredTerms.Select(ToPreference)],
-            };
-        }
-
-        if (placement.Tolerations.Count > 0)
-        {
-            podSpec.Tolerations = [.. placement.Tolerations.Select(ToToleration)];
-        }
+        PlacementMapping.Apply(applied.Placement!, podSpec);
     }
-
-    private static V1NodeSelectorTerm ToTerm(IReadOnlyList<NodeSelectorRequirementView> expressions) =>
-        new() { MatchExpressions = [.. expressions.Select(ToRequirement)] };
-
-    private static V1NodeSelectorRequirement ToRequirement(NodeSelectorRequirementView expression) =>
-        new()
-        {
-            Key = expression.Key,
-            OperatorProperty = expression.Operator,
-            Values = expression.Values.Count == 0 ? null : [.. expression.Values],
-        };
-
-    private static V1PreferredSchedulingTerm ToPreference(PreferredSchedulingTermView term) =>
-        new() { Weight = term.Weight, Preference = ToTerm(term.MatchExpressions) };
-
-    private static V1Toleration ToToleration(TolerationView toleration) =>
-        new()
-        {
-            Key = toleration.Key,
-            OperatorProperty = toleration.Operator,
-            Value = toleration.Value,
-            Effect = toleration.Effect,
-        };
 }

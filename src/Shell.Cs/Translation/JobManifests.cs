@@ -1,5 +1,4 @@
 using System.Globalization;
-using HybridBatch.Core;
 using HybridBatch.Core.Api;
 using k8s;
 using k8s.Models;
@@ -42,9 +41,6 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     /// <summary>The label selector of this run's job objects (not its cleanup Jobs).</summary>
     public string JobSelector { get; } = $"{Names.RunLabel}={runId},{Names.JobIdLabel}";
 
-    /// <summary>The label selector of everything this run created.</summary>
-    public string RunSelector { get; } = $"{Names.RunLabel}={runId}";
-
     private static T? Load<T>(string? file)
         where T : class
     {
@@ -71,50 +67,35 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         [Names.JobIdLabel] = id.ToString(CultureInfo.InvariantCulture),
     };
 
-    /// <summary>The Job that runs <paramref name="command"/> for job <paramref name="id"/>.</summary>
-    /// <param name="id">The job id.</param>
-    /// <param name="command">The command, run by <c>/bin/sh -c</c> as one argument (never spliced into a shell line).</param>
-    /// <param name="job">What the job needs.</param>
-    /// <param name="resources">The requests and limits the core computed.</param>
-    /// <param name="request">The pool request, kept on the Job for re-attaching.</param>
-    /// <param name="environment">The container environment, in order (later names win).</param>
-    /// <param name="placement">The job's placement, from <see cref="PlacementOf"/> when the job was issued.</param>
-    public V1Job Build(
-        int id,
-        string command,
-        JobDescription job,
-        KubernetesResourcesView resources,
-        JobState.JobRequest request,
-        IEnumerable<KeyValuePair<string, string>> environment,
-        Placement placement)
+    /// <summary>The Job of a prepared job: the one mapping from what the core prepared to the Kubernetes object.</summary>
+    /// <param name="job">What the core prepared, from <see cref="Jobs.Manifest"/>.</param>
+    public V1Job Build(JobManifest job)
     {
-        var name = Names.JobName(owner, runId, id);
-        var labels = Labels(id);
+        var labels = Labels(job.Id);
         var annotations = new Dictionary<string, string>
         {
             [SafeToEvict] = "false",
-            [NameAnnotation] = job.Name,
-            [RequestAnnotation] = string.Create(CultureInfo.InvariantCulture, $"{request.millicores},{request.memory},{request.disk}"),
+            [NameAnnotation] = job.Description!,
+            [RequestAnnotation] = string.Create(CultureInfo.InvariantCulture, $"{job.Millicores},{job.Memory},{job.Disk}"),
         };
 
         var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["TMPDIR"] = ScratchDirectory };
-        foreach (var (key, value) in environment)
+        foreach (var (key, value) in job.Environment)
         {
             env[key] = value;
         }
 
-        var quantities = resources.Requests.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value));
         var container = new V1Container
         {
             Name = ContainerName,
-            Image = job.Image ?? options.Image,
+            Image = job.Image,
             ImagePullPolicy = "IfNotPresent",
-            Command = ["/bin/sh", "-c", command],
+            Command = ["/bin/sh", "-c", job.Command],
             Env = [.. env.Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value })],
             Resources = new V1ResourceRequirements
             {
-                Requests = quantities,
-                Limits = resources.Limits.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value)),
+                Requests = job.Requests.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value)),
+                Limits = job.Limits.ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value)),
             },
             VolumeMounts =
             [
@@ -129,20 +110,20 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         {
             Containers = [container],
             RestartPolicy = "Never",
-            Volumes = [.. Volumes(), Scratch(resources)],
+            Volumes = [.. Volumes(), Scratch(job.Requests)],
             SecurityContext = _podSecurity,
             ServiceAccountName = options.ServiceAccount,
             // A job gets API credentials only when it is given an account to use them with.
             AutomountServiceAccountToken = options.ServiceAccount is not null,
         };
 
-        placement.Apply(spec);
+        PlacementMapping.Apply(job.Placement, spec);
 
         return new V1Job
         {
             ApiVersion = "batch/v1",
             Kind = "Job",
-            Metadata = new V1ObjectMeta { Name = name, Labels = labels, Annotations = annotations },
+            Metadata = new V1ObjectMeta { Name = job.Name, Labels = labels, Annotations = annotations },
             Spec = new V1JobSpec
             {
                 BackoffLimit = 0,
@@ -154,43 +135,6 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
                 },
             },
         };
-    }
-
-    /// <summary>
-    /// The placement a job's pod gets: a copy of the caller's (an object shared between jobs, which may change after
-    /// the job is issued), with the job's preemptibility and the node labels its accelerators need.
-    /// </summary>
-    /// <param name="job">The job.</param>
-    /// <param name="resources">The requests the core computed.</param>
-    /// <returns>The placement, checked.</returns>
-    /// <exception cref="ArgumentException">A label or taint is not valid Kubernetes syntax; the message names it.</exception>
-    public static Placement PlacementOf(JobDescription job, KubernetesResourcesView resources)
-    {
-        var placement = new Placement();
-        if (job.Placement is { } given)
-        {
-            Copy(given.RequiredLabels, placement.RequiredLabels);
-            Copy(given.DesiredLabels, placement.DesiredLabels);
-            Copy(given.ProhibitedLabels, placement.ProhibitedLabels);
-            Copy(given.ToleratedTaints, placement.ToleratedTaints);
-        }
-
-        placement.SetPreemptible(job.Preemptible);
-        foreach (var (key, value) in resources.RequiredNodeLabels)
-        {
-            placement.RequiredLabels[key] = [value];
-        }
-
-        placement.Apply(new V1PodSpec());
-        return placement;
-    }
-
-    private static void Copy(IDictionary<string, IReadOnlyList<string>> from, IDictionary<string, IReadOnlyList<string>> to)
-    {
-        foreach (var (key, values) in from)
-        {
-            to[key] = values;
-        }
     }
 
     private V1SecurityContext? ContainerSecurity()
@@ -245,12 +189,12 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     // request, so nothing is asked for twice; it states the volume's share, and an eviction for it names the volume.
     // The kubelet creates the directory 0777, so any user the job runs as can write; no sticky bit is needed, as the
     // pod has the directory to itself.
-    private static V1Volume Scratch(KubernetesResourcesView resources) => new()
+    private static V1Volume Scratch(IReadOnlyDictionary<string, string> requests) => new()
     {
         Name = ScratchVolume,
         EmptyDir = new V1EmptyDirVolumeSource
         {
-            SizeLimit = resources.Requests.TryGetValue("ephemeral-storage", out var disk) ? new ResourceQuantity(disk) : null,
+            SizeLimit = requests.TryGetValue("ephemeral-storage", out var disk) ? new ResourceQuantity(disk) : null,
         },
     };
 

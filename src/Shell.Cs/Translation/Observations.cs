@@ -32,11 +32,11 @@ internal static class Observations
         var scheduled = status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
         var unschedulable = scheduled is { Status: "False", Reason: "Unschedulable" } ? scheduled.Message ?? "no node fits the pod" : null;
         var container = status?.ContainerStatuses?.FirstOrDefault();
-        return Lifecycle.Pod(
+        return Pods.Facts(
             id,
             pod.Metadata.Name,
             pod.Spec?.NodeName,
-            Lifecycle.Phase(status?.Phase),
+            Pods.Phase(status?.Phase),
             status?.Reason,
             status?.Message,
             unschedulable,
@@ -49,7 +49,7 @@ internal static class Observations
         var state = status?.State;
         if (state?.Terminated is { } terminated)
         {
-            return Lifecycle.Terminated(
+            return Pods.Terminated(
                 terminated.ExitCode,
                 terminated.Reason,
                 terminated.Message,
@@ -59,14 +59,14 @@ internal static class Observations
 
         if (state?.Running is { } running)
         {
-            return Lifecycle.Running(Millis(running.StartedAt) ?? nowMs);
+            return Pods.Running(Millis(running.StartedAt) ?? nowMs);
         }
 
         if (state?.Waiting is { } waiting)
         {
-            return Lifecycle.Waiting(waiting.Reason, waiting.Message);
+            return Pods.Waiting(waiting.Reason, waiting.Message);
         }
 
-        return Lifecycle.NotCreated;
+        return Pods.NotCreated;
     }
 }

@@ -1,0 +1,107 @@
+using HybridBatch.Core;
+using HybridBatch.Core.Api;
+using HybridBatch.Resilience;
+using HybridBatch.Translation;
+using k8s;
+using k8s.Models;
+
+namespace HybridBatch.Runtime;
+
+/// <summary>
+/// Connecting to the cluster and re-attaching to a run: reads the kubeconfig, checks that the API answers and that the
+/// identity may list the run's Jobs, and turns the Jobs it finds into the core's adoption events.
+/// </summary>
+internal static class ClusterConnector
+{
+    /// <summary>How long the first call may take before the cluster counts as unreachable.</summary>
+    public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The client configuration the options name.</summary>
+    /// <param name="options">The kubeconfig and context, if given.</param>
+    /// <returns>The configuration.</returns>
+    /// <exception cref="InvalidOperationException">The kubeconfig is missing or cannot be used; the message says how to fix it.</exception>
+    public static KubernetesClientConfiguration LoadConfiguration(KubernetesBatchSystemOptions options)
+    {
+        try
+        {
+            if (options.Kubeconfig is { } path)
+            {
+                if (!File.Exists(path))
+                {
+                    throw new InvalidOperationException(
+                        $"The kubeconfig '{path}' does not exist: give the path of a kubeconfig file, or leave it unset to use KUBECONFIG or ~/.kube/config.");
+                }
+
+                return KubernetesClientConfiguration.BuildConfigFromConfigFile(path, options.Context);
+            }
+
+            return options.Context is null
+                ? KubernetesClientConfiguration.BuildDefaultConfig()
+                : KubernetesClientConfiguration.BuildConfigFromConfigFile(currentContext: options.Context);
+        }
+        catch (Exception ex) when (ex is k8s.Exceptions.KubeConfigException or IOException or YamlDotNet.Core.YamlException or UnauthorizedAccessException)
+        {
+            var where = options.Kubeconfig ?? Environment.GetEnvironmentVariable("KUBECONFIG") ?? "~/.kube/config";
+            throw new InvalidOperationException(
+                $"The kubeconfig '{where}' cannot be used: {ex.Message}. Fix the file, or point --kubeconfig or KUBECONFIG at a working one.", ex);
+        }
+    }
+
+    /// <summary>Lists the run's Jobs: proof that the API answers and that the identity may list Jobs in the namespace.</summary>
+    /// <param name="client">The resilient client.</param>
+    /// <param name="namespace">Where the jobs run.</param>
+    /// <param name="selector">The label selector of the run's jobs.</param>
+    /// <param name="host">The API server's address, for messages.</param>
+    /// <param name="cancellationToken">Cancels connecting.</param>
+    /// <returns>The run's Jobs.</returns>
+    /// <exception cref="InvalidOperationException">The API cannot be reached or refuses; the message says why and how to fix it.</exception>
+    public static async Task<V1JobList> ProbeAsync(
+        IKubernetes client, string @namespace, string selector, string host, CancellationToken cancellationToken)
+    {
+        using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        probe.CancelAfter(ProbeTimeout);
+        try
+        {
+            return await client.BatchV1.ListNamespacedJobAsync(
+                @namespace, labelSelector: selector, cancellationToken: probe.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new InvalidOperationException(
+                $"The Kubernetes API at {host} did not answer within 30 s: start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.");
+        }
+        catch (KubernetesApiException ex) when (ex.StatusCode is null)
+        {
+            // No answer at all (refused, reset, timed out): an address or a cluster problem, not a permission one.
+            throw new InvalidOperationException(
+                $"The Kubernetes API at {host} cannot be reached ({ex.Message}): start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.", ex);
+        }
+        catch (KubernetesApiException ex)
+        {
+            throw new InvalidOperationException($"The Kubernetes API at {host} refused to list Jobs in namespace '{@namespace}': {ex.Message}", ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new InvalidOperationException(
+                $"The Kubernetes API at {host} cannot be reached ({ex.Message}): start the cluster (cluster/local-cluster up) or fix the server address in the kubeconfig.", ex);
+        }
+    }
+
+    /// <summary>
+    /// The run's live Jobs as adoption events, in id order, with the pool request each one carries; the first list of
+    /// the pod watch then brings their state.
+    /// </summary>
+    /// <param name="jobs">The run's Jobs.</param>
+    /// <param name="nowMs">When they were found.</param>
+    /// <returns>One event per Job that carries a job id and is not being deleted.</returns>
+    public static IEnumerable<JobState.Event> Adoptions(V1JobList jobs, long nowMs) =>
+        jobs.Items
+            .Select(j => (Id: Observations.JobId(j.Metadata), Job: j))
+            .Where(p => p.Id is not null && p.Job.Metadata.DeletionTimestamp is null)
+            .OrderBy(p => p.Id)
+            .Select(p =>
+            {
+                var stored = JobManifests.StoredRequest(p.Job) ?? (0, 0, 0);
+                return Events.Adopted(p.Id!.Value, Jobs.Request(p.Job.Metadata.Name, stored.Millicores, stored.Memory, stored.Disk), nowMs);
+            });
+}
