@@ -233,8 +233,11 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     {
         var system = await StartAsync(o =>
         {
+            // Up to 100 at once: every other limit above what 500 tiny jobs ask for (Toil's test disk maximum of 2001
+            // bytes would let only two run at a time).
             o.MaxCores = 1000;
             o.MaxMemory = long.MaxValue / 8;
+            o.MaxDisk = long.MaxValue / 8;
             o.MaxJobs = 100;
         });
         try
