@@ -55,11 +55,14 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task A_container_over_its_memory_limit_is_reported_as_MemLimit()
     {
-        var system = await StartAsync(o => o.ResourceOverhead = 0);
+        // No overhead, so 32 MiB is the memory limit; the disk is 16 MiB: with the test job's 1000 bytes and no overhead the
+        // kubelet evicts any pod for its own few KiB of logs and mounts, and the eviction could come before the OOM kill.
+        var system = await StartAsync(o => (o.ResourceOverhead, o.MaxDisk) = (0, 16 * 1024 * 1024));
         try
         {
             // 32 MiB limit; tail keeps its last lines in memory, and /dev/zero is one endless line.
-            var id = await system.IssueBatchJobAsync("head -c 200000000 /dev/zero | tail >/dev/null", Batch.Job("oom", memory: 32 * 1024 * 1024));
+            var id = await system.IssueBatchJobAsync(
+                "head -c 200000000 /dev/zero | tail >/dev/null", Batch.Job("oom", memory: 32 * 1024 * 1024, disk: 16 * 1024 * 1024));
             var info = await Batch.NextAsync(system);
             Assert.Equal(id, info.JobId);
             Assert.Equal(BatchJobExitReason.MemLimit, info.ExitReason);

@@ -19,8 +19,7 @@ namespace HybridBatch.Integration.Deploy;
 /// (<c>deploy/build-image --import</c>), <c>cluster/manifests/daemon</c> applied with <c>kubectl apply -k</c>, its
 /// TES API reached through the API server's service proxy, the way a user outside the cluster would.
 /// </summary>
-[Collection(LocalClusterCollection.Name)]
-public sealed class DaemonInClusterTests(LocalClusterFixture cluster, ITestOutputHelper output)
+public sealed class DaemonInClusterTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     // Both as in cluster/manifests/daemon.
     private const string Namespace = "hybridbatch-daemon";
