@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using HybridBatch.Daemon.Jobs;
 
 namespace HybridBatch.Daemon.Tes;
 
@@ -51,7 +50,7 @@ public static class TaskScript
     {
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(stage);
-        var q = JobsFile.ShellQuote;
+        var q = PosixShell.Quote;
         var s = new StringBuilder();
         s.Append("T=").Append(q(containerDirectory)).Append('\n');
         s.Append("mkdir -p \"$T/exec\" \"$T/outputs\"\n");
