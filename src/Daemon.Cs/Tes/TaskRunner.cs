@@ -14,7 +14,7 @@ namespace HybridBatch.Daemon.Tes;
 /// API answers meanwhile), re-attaches to the jobs of the daemon's fixed run after a restart, and detaches (never
 /// deletes the jobs) when the daemon stops.
 /// </summary>
-public sealed partial class TaskRunner : BackgroundService
+internal sealed partial class TaskRunner : BackgroundService
 {
     private const string RunIdKey = "run_id";
 
@@ -31,13 +31,6 @@ public sealed partial class TaskRunner : BackgroundService
     private volatile KubernetesBatchSystem? _system;
     private Kubernetes? _probe;
 
-    /// <summary>Creates the runner.</summary>
-    /// <param name="store">The task records.</param>
-    /// <param name="tes">The service's settings.</param>
-    /// <param name="options">The batch system's settings.</param>
-    /// <param name="loggerFactory">Logging.</param>
-    /// <param name="time">The clock.</param>
-    /// <param name="metrics">The metrics.</param>
     public TaskRunner(
         TaskStore store, IOptions<TesOptions> tes, KubernetesBatchSystemOptions options, ILoggerFactory loggerFactory, TimeProvider time, DaemonMetrics metrics)
     {
@@ -69,8 +62,6 @@ public sealed partial class TaskRunner : BackgroundService
     public string Storage => "file://" + _options.HostPath;
 
     /// <summary>Checks that the cluster answers.</summary>
-    /// <param name="cancellationToken">Cancels the check.</param>
-    /// <returns>Null when reachable, else why not.</returns>
     public async Task<string?> CheckClusterAsync(CancellationToken cancellationToken)
     {
         if (_probe is not { } probe)
@@ -95,8 +86,6 @@ public sealed partial class TaskRunner : BackgroundService
     /// Accepts a valid task: stores it as QUEUED and schedules it. Backend parameters it does not support are dropped
     /// and named in its system logs, which a client sees at once.
     /// </summary>
-    /// <param name="task">The task.</param>
-    /// <returns>The task's id.</returns>
     public string Create(TesTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -113,9 +102,6 @@ public sealed partial class TaskRunner : BackgroundService
     }
 
     /// <summary>Cancels a task: kills its job and marks it CANCELED. A finished task is left as it is.</summary>
-    /// <param name="id">The task.</param>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <returns>False when there is no such task.</returns>
     public async Task<bool> CancelAsync(string id, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -157,7 +143,6 @@ public sealed partial class TaskRunner : BackgroundService
         }
     }
 
-    /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var system = await ConnectAsync(stoppingToken).ConfigureAwait(false);
@@ -195,7 +180,6 @@ public sealed partial class TaskRunner : BackgroundService
         await starter.ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
@@ -675,7 +659,6 @@ public sealed partial class TaskRunner : BackgroundService
 
     private string Now() => _time.GetUtcNow().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
-    /// <inheritdoc />
     public override void Dispose()
     {
         _gate.Dispose();

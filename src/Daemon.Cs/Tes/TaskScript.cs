@@ -8,20 +8,18 @@ namespace HybridBatch.Daemon.Tes;
 /// <param name="From">The first executor.</param>
 /// <param name="To">One past the last executor.</param>
 /// <param name="Image">Their image.</param>
-public sealed record TaskStage(int Index, int From, int To, string Image);
+internal sealed record TaskStage(int Index, int From, int To, string Image);
 
 /// <summary>
 /// Turns a TES task into shell scripts that run its executors in order inside one container, recording each
 /// executor's exit code, times and output in the task's work directory (on the shared host path), and reads them back.
 /// </summary>
-public static class TaskScript
+internal static class TaskScript
 {
     /// <summary>How much of an executor's standard output and error the task log keeps (the tail).</summary>
     public const int LogTailBytes = 10 * 1024;
 
     /// <summary>Splits the executors into stages: consecutive executors with the same image share a pod.</summary>
-    /// <param name="task">The task.</param>
-    /// <returns>The stages, in order.</returns>
     public static IReadOnlyList<TaskStage> Stages(TesTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -40,12 +38,10 @@ public static class TaskScript
         return stages;
     }
 
-    /// <summary>The script of one stage.</summary>
-    /// <param name="task">The task.</param>
-    /// <param name="stage">The stage.</param>
-    /// <param name="last">Whether it is the last stage (which collects the outputs).</param>
-    /// <param name="containerDirectory">The task's work directory as the container sees it.</param>
-    /// <returns>The script, for <c>/bin/sh -c</c>.</returns>
+    /// <summary>
+    /// The script of one stage, for <c>/bin/sh -c</c>; the last stage also collects the outputs.
+    /// <paramref name="containerDirectory"/> is the task's work directory as the container sees it.
+    /// </summary>
     public static string Build(TesTask task, TaskStage stage, bool last, string containerDirectory)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -131,9 +127,6 @@ public static class TaskScript
     }
 
     /// <summary>What one executor left in the work directory; null when it never finished.</summary>
-    /// <param name="hostDirectory">The task's work directory on the host.</param>
-    /// <param name="index">The executor.</param>
-    /// <returns>Its log, or null when it has no exit code.</returns>
     public static TesExecutorLog? ReadExecutor(string hostDirectory, int index)
     {
         var exec = Path.Combine(hostDirectory, "exec");
@@ -157,8 +150,6 @@ public static class TaskScript
     private static string? ReadText(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : null;
 
     /// <summary>The last <see cref="LogTailBytes"/> of a file, as UTF-8; null when it does not exist.</summary>
-    /// <param name="path">The file.</param>
-    /// <returns>The tail.</returns>
     public static string? Tail(string path)
     {
         if (!File.Exists(path))

@@ -9,16 +9,15 @@ namespace HybridBatch.Daemon.Tes;
 /// <param name="Task">The TES task, logs included.</param>
 /// <param name="JobId">The batch job running its current stage, if any.</param>
 /// <param name="Stage">The index of its current stage.</param>
-public sealed record StoredTask(long Sequence, TesTask Task, int? JobId, int Stage);
+internal sealed record StoredTask(long Sequence, TesTask Task, int? JobId, int Stage);
 
 /// <summary>Task records in SQLite, so that tasks survive a restart of the daemon. Thread-safe.</summary>
-public sealed class TaskStore : IDisposable
+internal sealed class TaskStore : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
 
     /// <summary>Opens (creating if needed) the database.</summary>
-    /// <param name="path">The database file.</param>
     public TaskStore(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -41,9 +40,6 @@ public sealed class TaskStore : IDisposable
     }
 
     /// <summary>The value stored under a key, storing <paramref name="create"/>'s when there is none.</summary>
-    /// <param name="key">The key.</param>
-    /// <param name="create">Makes the first value.</param>
-    /// <returns>The value.</returns>
     public string GetOrAdd(string key, Func<string> create)
     {
         ArgumentNullException.ThrowIfNull(create);
@@ -63,7 +59,6 @@ public sealed class TaskStore : IDisposable
     }
 
     /// <summary>Adds a new task.</summary>
-    /// <param name="task">The task, with its id and state set.</param>
     public void Add(TesTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -93,8 +88,6 @@ public sealed class TaskStore : IDisposable
     }
 
     /// <summary>A task by id.</summary>
-    /// <param name="id">The id.</param>
-    /// <returns>The task, or null.</returns>
     public StoredTask? Get(string id)
     {
         lock (_gate)
@@ -105,7 +98,6 @@ public sealed class TaskStore : IDisposable
     }
 
     /// <summary>Tasks not yet in a final state, in creation order.</summary>
-    /// <returns>The tasks.</returns>
     public IReadOnlyList<StoredTask> Unfinished()
     {
         lock (_gate)
@@ -117,7 +109,6 @@ public sealed class TaskStore : IDisposable
     }
 
     /// <summary>Counts tasks by state.</summary>
-    /// <returns>State to count.</returns>
     public IReadOnlyDictionary<string, long> CountByState()
     {
         lock (_gate)
@@ -227,7 +218,5 @@ public sealed class TaskStore : IDisposable
     public void Dispose() => _connection.Dispose();
 
     /// <summary>Formats a page position as a page token.</summary>
-    /// <param name="sequence">The position.</param>
-    /// <returns>The token.</returns>
     public static string Token(long sequence) => sequence.ToString(CultureInfo.InvariantCulture);
 }

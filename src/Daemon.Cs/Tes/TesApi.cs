@@ -12,7 +12,7 @@ using Microsoft.Extensions.Options;
 namespace HybridBatch.Daemon.Tes;
 
 /// <summary>The GA4GH TES 1.1 endpoints under <c>/ga4gh/tes/v1</c>.</summary>
-public static class TesApi
+internal static class TesApi
 {
     /// <summary>Where the API lives.</summary>
     public const string BasePath = "/ga4gh/tes/v1";
@@ -21,8 +21,6 @@ public static class TesApi
     public const int MaxPageSize = 2047;
 
     /// <summary>Maps the endpoints.</summary>
-    /// <param name="app">The application.</param>
-    /// <returns>The route group.</returns>
     public static RouteGroupBuilder MapTes(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -59,10 +57,6 @@ public static class TesApi
     }
 
     /// <summary>A TES-style error: <c>{"msg": ..., "status_code": ..., "field": ...}</c>.</summary>
-    /// <param name="status">The HTTP status.</param>
-    /// <param name="field">The field at fault.</param>
-    /// <param name="message">What is wrong.</param>
-    /// <returns>The result.</returns>
     public static IResult Error(int status, string? field, string message) =>
         Results.Json(
             new JsonObject { ["msg"] = message, ["status_code"] = status, ["field"] = field },
@@ -197,9 +191,6 @@ public static class TesApi
         Error(StatusCodes.Status400BadRequest, "view", $"view: '{request.Query["view"]}' is not MINIMAL, BASIC or FULL");
 
     /// <summary>The task as a view shows it: MINIMAL (id and state), BASIC (no logs' output, input content or system logs), FULL.</summary>
-    /// <param name="task">The task.</param>
-    /// <param name="view">The view.</param>
-    /// <returns>The JSON.</returns>
     public static JsonObject Shape(TesTask task, string view)
     {
         ArgumentNullException.ThrowIfNull(task);
