@@ -114,7 +114,7 @@ internal sealed partial class TaskRunner : BackgroundService
             }
 
             var task = stored.Task;
-            if (TesState.IsTerminal(task.State!))
+            if (TesStateMachine.IsTerminal(task.State))
             {
                 return true;
             }
@@ -127,12 +127,12 @@ internal sealed partial class TaskRunner : BackgroundService
             else if (stored.JobId is not null)
             {
                 // Not connected: the job is killed when the runner connects.
-                task.State = TesState.Canceling;
+                task.Move(TesEvent.CancelPending);
                 _store.Update(task, stored.JobId, stored.Stage);
                 return true;
             }
 
-            Finish(task, TesState.Canceled, "canceled on request");
+            task.Finish(Now(), TesEvent.Canceled, "canceled on request");
             _store.Update(task, null, stored.Stage);
             LogCanceled(id);
             return true;
@@ -244,7 +244,7 @@ internal sealed partial class TaskRunner : BackgroundService
                 if (task.State == TesState.Canceling)
                 {
                     await system.KillBatchJobsAsync([jobId], cancellationToken).ConfigureAwait(false);
-                    Finish(task, TesState.Canceled, "canceled on request");
+                    task.Finish(Now(), TesEvent.Canceled, "canceled on request");
                     _store.Update(task, null, stored.Stage);
                     continue;
                 }
@@ -293,13 +293,12 @@ internal sealed partial class TaskRunner : BackgroundService
         try
         {
             var stored = _store.Get(id);
-            if (stored is null || stored.JobId is not null || stored.Task.State is not (TesState.Queued or TesState.Initializing))
+            if (stored is null || stored.JobId is not null || !stored.Task.Move(TesEvent.Started))
             {
                 return;
             }
 
             var task = stored.Task;
-            task.State = TesState.Initializing;
             // The attempt's log keeps what was noted when the task was accepted (ignored backend parameters).
             var accepted = task.Logs is [{ SystemLogs: { } notes }] ? notes : [];
             task.Logs = [new TesTaskLog { StartTime = Now(), Metadata = new() { ["run_id"] = RunId }, SystemLogs = [.. accepted] }];
@@ -307,7 +306,7 @@ internal sealed partial class TaskRunner : BackgroundService
             var directory = HostDirectory(id);
             if (Stage(task, directory) is { } problem)
             {
-                Finish(task, TesState.SystemError, problem);
+                task.Finish(Now(), TesEvent.SystemFailed, problem);
                 _store.Update(task, null, 0);
                 LogSystemError(id, problem);
                 return;
@@ -414,7 +413,7 @@ internal sealed partial class TaskRunner : BackgroundService
         }
         catch (Exception ex) when (ex is InsufficientSystemResourcesException or ArgumentException)
         {
-            Finish(task, TesState.SystemError, $"resources: the task cannot be run: {ex.Message}");
+            task.Finish(Now(), TesEvent.SystemFailed, $"resources: the task cannot be run: {ex.Message}");
             _store.Update(task, null, stageIndex);
             LogSystemError(task.Id!, ex.Message);
             return;
@@ -460,9 +459,8 @@ internal sealed partial class TaskRunner : BackgroundService
             await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (_store.Get(id) is { Task.State: TesState.Initializing } stored && stored.JobId == jobId)
+                if (_store.Get(id) is { } stored && stored.JobId == jobId && stored.Task.Move(TesEvent.PodRunning))
                 {
-                    stored.Task.State = TesState.Running;
                     _store.Update(stored.Task, jobId, stored.Stage);
                 }
             }
@@ -484,7 +482,7 @@ internal sealed partial class TaskRunner : BackgroundService
         try
         {
             var stored = _store.Get(id);
-            if (stored is null || stored.JobId != result.JobId || TesState.IsTerminal(stored.Task.State!))
+            if (stored is null || stored.JobId != result.JobId || TesStateMachine.IsTerminal(stored.Task.State))
             {
                 return;
             }
@@ -539,7 +537,7 @@ internal sealed partial class TaskRunner : BackgroundService
 
         if (failed is not null)
         {
-            Finish(task, TesState.ExecutorError, $"executor {log.Logs.Count - 1} exited with {failed.ExitCode}");
+            task.Finish(Now(), TesEvent.ExecutorFailed, $"executor {log.Logs.Count - 1} exited with {failed.ExitCode}");
             if (result is { ExitReason: BatchJobExitReason.MemLimit })
             {
                 log.SystemLogs!.Add("the container exceeded its memory limit (OOM)");
@@ -550,7 +548,7 @@ internal sealed partial class TaskRunner : BackgroundService
             var why = result is null
                 ? "the task's job ended while the daemon was down and left no executor results"
                 : $"the task's pod ended before its executors finished: {result.ExitReason} (exit {result.ExitStatus}){(result.Message is { } m ? ": " + m : "")}";
-            Finish(task, TesState.SystemError, why);
+            task.Finish(Now(), TesEvent.SystemFailed, why);
         }
         else if (stored.Stage + 1 < stages.Count)
         {
@@ -559,15 +557,15 @@ internal sealed partial class TaskRunner : BackgroundService
         }
         else if (Deliver(task, directory, log) is { } problem)
         {
-            Finish(task, TesState.SystemError, problem);
+            task.Finish(Now(), TesEvent.SystemFailed, problem);
         }
         else
         {
-            Finish(task, TesState.Complete, null);
+            task.Finish(Now(), TesEvent.Completed, null);
         }
 
         _store.Update(task, null, stored.Stage);
-        LogFinished(task.Id!, task.State!);
+        LogFinished(task.Id!, TesStates.Name(task.State));
         TryDelete(directory);
     }
 
@@ -610,18 +608,6 @@ internal sealed partial class TaskRunner : BackgroundService
         }
 
         return null;
-    }
-
-    private void Finish(TesTask task, string state, string? systemLog)
-    {
-        task.State = state;
-        task.Logs ??= [new TesTaskLog { StartTime = Now(), SystemLogs = [] }];
-        var log = task.Logs[^1];
-        log.EndTime = Now();
-        if (systemLog is not null)
-        {
-            (log.SystemLogs ??= []).Add(systemLog);
-        }
     }
 
     private static string? LocalPath(string url) =>

@@ -66,7 +66,7 @@ internal sealed class TaskStore : IDisposable
         {
             using var insert = Command(
                 "INSERT INTO tasks(id, name, state, body) VALUES ($id, $name, $state, $body)",
-                ("$id", task.Id), ("$name", task.Name ?? ""), ("$state", task.State), ("$body", JsonSerializer.Serialize(task, TesJson.Options)));
+                ("$id", task.Id), ("$name", task.Name ?? ""), ("$state", TesStates.Name(task.State)), ("$body", JsonSerializer.Serialize(task, TesJson.Options)));
             insert.ExecuteNonQuery();
         }
     }
@@ -82,7 +82,7 @@ internal sealed class TaskStore : IDisposable
         {
             using var update = Command(
                 "UPDATE tasks SET state = $state, job_id = $job, stage = $stage, body = $body WHERE id = $id",
-                ("$id", task.Id), ("$state", task.State), ("$job", jobId), ("$stage", stage), ("$body", JsonSerializer.Serialize(task, TesJson.Options)));
+                ("$id", task.Id), ("$state", TesStates.Name(task.State)), ("$job", jobId), ("$stage", stage), ("$body", JsonSerializer.Serialize(task, TesJson.Options)));
             update.ExecuteNonQuery();
         }
     }
@@ -102,8 +102,10 @@ internal sealed class TaskStore : IDisposable
     {
         lock (_gate)
         {
+            // The final states as the state machine says, not as a second list here.
+            var final = Enum.GetValues<TesState>().Where(TesStateMachine.IsTerminal).Select((state, i) => ($"$final{i}", (object?)TesStates.Name(state))).ToArray();
             using var select = Command(
-                "SELECT seq, body, job_id, stage FROM tasks WHERE state NOT IN ('COMPLETE','EXECUTOR_ERROR','SYSTEM_ERROR','CANCELED','PREEMPTED') ORDER BY seq");
+                $"SELECT seq, body, job_id, stage FROM tasks WHERE state NOT IN ({string.Join(", ", final.Select(p => p.Item1))}) ORDER BY seq", final);
             return Read(select);
         }
     }
@@ -132,7 +134,7 @@ internal sealed class TaskStore : IDisposable
     /// <param name="tags">Only tasks with these tags (an empty value matches any value).</param>
     /// <param name="pageSize">At most this many.</param>
     /// <returns>The tasks, and the sequence number of the last one when more may follow.</returns>
-    public (IReadOnlyList<StoredTask> Tasks, long? Next) List(long after, string? namePrefix, string? state, IReadOnlyDictionary<string, string> tags, int pageSize)
+    public (IReadOnlyList<StoredTask> Tasks, long? Next) List(long after, string? namePrefix, TesState? state, IReadOnlyDictionary<string, string> tags, int pageSize)
     {
         ArgumentNullException.ThrowIfNull(tags);
         lock (_gate)
@@ -145,10 +147,10 @@ internal sealed class TaskStore : IDisposable
                 parameters.Add(("$prefix", namePrefix));
             }
 
-            if (!string.IsNullOrEmpty(state))
+            if (state is { } only)
             {
                 sql += " AND state = $state";
-                parameters.Add(("$state", state));
+                parameters.Add(("$state", TesStates.Name(only)));
             }
 
             sql += " ORDER BY seq";

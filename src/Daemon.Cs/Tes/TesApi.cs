@@ -11,16 +11,27 @@ using Microsoft.Extensions.Options;
 
 namespace HybridBatch.Daemon.Tes;
 
+/// <summary>How much of a task a response shows.</summary>
+internal enum TesView
+{
+    /// <summary>Its id and state.</summary>
+    Minimal,
+
+    /// <summary>All but the executors' output, the inputs' content and the system logs.</summary>
+    Basic,
+
+    /// <summary>All of it.</summary>
+    Full,
+}
+
 /// <summary>The GA4GH TES 1.1 endpoints under <c>/ga4gh/tes/v1</c>.</summary>
 internal static class TesApi
 {
-    /// <summary>Where the API lives.</summary>
     public const string BasePath = "/ga4gh/tes/v1";
 
     /// <summary>The largest page a list may ask for, as the schema says (less than 2048).</summary>
     public const int MaxPageSize = 2047;
 
-    /// <summary>Maps the endpoints.</summary>
     public static RouteGroupBuilder MapTes(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -134,10 +145,16 @@ internal static class TesApi
         }
 
         var query = request.Query;
-        string? state = query["state"];
-        if (!string.IsNullOrEmpty(state) && !TesState.All.Contains(state))
+        string? stateName = query["state"];
+        TesState? state = null;
+        if (!string.IsNullOrEmpty(stateName))
         {
-            return Error(StatusCodes.Status400BadRequest, "state", $"state: '{state}' is not a TES state ({string.Join(", ", TesState.All)})");
+            if (!TesStates.TryParse(stateName, out var parsed))
+            {
+                return Error(StatusCodes.Status400BadRequest, "state", $"state: '{stateName}' is not a TES state ({string.Join(", ", TesStates.All)})");
+            }
+
+            state = parsed;
         }
 
         var pageSize = options.Value.DefaultPageSize;
@@ -181,33 +198,41 @@ internal static class TesApi
         return Results.Json(response, TesJson.Options);
     }
 
-    private static string? View(HttpRequest request)
+    private static TesView? View(HttpRequest request)
     {
         string? view = request.Query["view"];
-        return string.IsNullOrEmpty(view) ? "MINIMAL" : view is "MINIMAL" or "BASIC" or "FULL" ? view : null;
+        return view switch
+        {
+            null or "" or "MINIMAL" => TesView.Minimal,
+            "BASIC" => TesView.Basic,
+            "FULL" => TesView.Full,
+            _ => null,
+        };
     }
 
     private static IResult BadView(HttpRequest request) =>
         Error(StatusCodes.Status400BadRequest, "view", $"view: '{request.Query["view"]}' is not MINIMAL, BASIC or FULL");
 
-    /// <summary>The task as a view shows it: MINIMAL (id and state), BASIC (no logs' output, input content or system logs), FULL.</summary>
-    public static JsonObject Shape(TesTask task, string view)
+    /// <summary>A task as a view shows it.</summary>
+    public static JsonObject Shape(TesTask task, TesView view)
     {
         ArgumentNullException.ThrowIfNull(task);
-        if (view == "MINIMAL")
-        {
-            return new JsonObject { ["id"] = task.Id, ["state"] = task.State };
-        }
+        return view == TesView.Minimal ? Minimal(task.Id, task.State) : Detail(JsonSerializer.SerializeToNode(task, TesJson.Options)!.AsObject(), view);
+    }
 
-        var node = JsonSerializer.SerializeToNode(task, TesJson.Options)!.AsObject();
-        if (view == "BASIC")
+    private static JsonObject Minimal(string? id, TesState state) => new() { ["id"] = id, ["state"] = TesStates.Name(state) };
+
+    // BASIC leaves out the executors' output, the inputs' content and the system logs; FULL is all of it.
+    private static JsonObject Detail(JsonObject task, TesView view)
+    {
+        if (view == TesView.Basic)
         {
-            foreach (var input in node["inputs"]?.AsArray() ?? [])
+            foreach (var input in task["inputs"]?.AsArray() ?? [])
             {
                 input?.AsObject().Remove("content");
             }
 
-            foreach (var log in node["logs"]?.AsArray() ?? [])
+            foreach (var log in task["logs"]?.AsArray() ?? [])
             {
                 log?.AsObject().Remove("system_logs");
                 foreach (var executor in log?["logs"]?.AsArray() ?? [])
@@ -218,6 +243,6 @@ internal static class TesApi
             }
         }
 
-        return node;
+        return task;
     }
 }

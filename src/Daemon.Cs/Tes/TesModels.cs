@@ -6,37 +6,13 @@ namespace HybridBatch.Daemon.Tes;
 // The JSON models of the TES 1.1 schema (task_execution_service.openapi.yaml), named after its types. A task is stored
 // as this JSON too; the database's columns only index it.
 
-/// <summary>TES task states (tesState), as the schema spells them.</summary>
-internal static class TesState
-{
-    public const string Unknown = "UNKNOWN";
-    public const string Queued = "QUEUED";
-    public const string Initializing = "INITIALIZING";
-    public const string Running = "RUNNING";
-    public const string Paused = "PAUSED";
-    public const string Complete = "COMPLETE";
-    public const string ExecutorError = "EXECUTOR_ERROR";
-    public const string SystemError = "SYSTEM_ERROR";
-    public const string Canceled = "CANCELED";
-    public const string Preempted = "PREEMPTED";
-    public const string Canceling = "CANCELING";
-
-    /// <summary>Every state, as the schema lists them.</summary>
-    public static IReadOnlyList<string> All { get; } =
-        [Unknown, Queued, Initializing, Running, Paused, Complete, ExecutorError, SystemError, Canceled, Preempted, Canceling];
-
-    /// <summary>Whether a task in this state will not change again: COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED and PREEMPTED.</summary>
-    public static bool IsTerminal(string state) =>
-        state is Complete or ExecutorError or SystemError or Canceled or Preempted;
-}
-
 /// <summary>A TES task (tesTask).</summary>
 internal sealed class TesTask
 {
     public string? Id { get; set; }
 
     /// <summary>Set by the server; what a create request gives is ignored.</summary>
-    public string? State { get; set; }
+    public TesState State { get; set; }
 
     public string? Name { get; set; }
 
