@@ -188,8 +188,9 @@ internal static class TesApi
             tags[keys[i] ?? ""] = i < values.Count ? values[i] ?? "" : "";
         }
 
-        var (tasks, next) = store.List(after, query["name_prefix"], state, tags, pageSize);
-        var response = new JsonObject { ["tasks"] = new JsonArray([.. tasks.Select(t => (JsonNode?)Shape(t.Task, view))]) };
+        var filter = new TaskFilter(query["name_prefix"], state, tags);
+        var (tasks, next) = store.List(after, filter, pageSize, withJson: view != TesView.Minimal);
+        var response = new JsonObject { ["tasks"] = new JsonArray([.. tasks.Select(t => (JsonNode?)Shape(t, view))]) };
         if (next is { } n)
         {
             response["next_page_token"] = TaskStore.Token(n);
@@ -219,6 +220,10 @@ internal static class TesApi
         ArgumentNullException.ThrowIfNull(task);
         return view == TesView.Minimal ? Minimal(task.Id, task.State) : Detail(JsonSerializer.SerializeToNode(task, TesJson.Options)!.AsObject(), view);
     }
+
+    // A listed task: MINIMAL from its columns, the other views from its stored JSON, which is the task as serialized.
+    private static JsonObject Shape(ListedTask task, TesView view) =>
+        view == TesView.Minimal ? Minimal(task.Id, task.State) : Detail(JsonNode.Parse(task.Json!)!.AsObject(), view);
 
     private static JsonObject Minimal(string? id, TesState state) => new() { ["id"] = id, ["state"] = TesStates.Name(state) };
 
