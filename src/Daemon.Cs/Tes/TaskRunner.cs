@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.Channels;
 using HybridBatch.Daemon.Hosting;
-using k8s;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -29,7 +28,7 @@ internal sealed partial class TaskRunner : BackgroundService
     private readonly Channel<string> _pending = Channel.CreateUnbounded<string>();
     private readonly ConcurrentDictionary<int, string> _byJob = new();
     private volatile KubernetesBatchSystem? _system;
-    private Kubernetes? _probe;
+    private volatile ClusterProbe? _probe;
 
     public TaskRunner(
         TaskStore store, IOptions<TesOptions> tes, KubernetesBatchSystemOptions options, ILoggerFactory loggerFactory, TimeProvider time, DaemonMetrics metrics)
@@ -61,26 +60,9 @@ internal sealed partial class TaskRunner : BackgroundService
     /// <summary>The storage the tasks can use, for service-info.</summary>
     public string Storage => "file://" + _options.HostPath;
 
-    /// <summary>Checks that the cluster answers.</summary>
-    public async Task<string?> CheckClusterAsync(CancellationToken cancellationToken)
-    {
-        if (_probe is not { } probe)
-        {
-            return ConnectError ?? "not connected to the cluster yet";
-        }
-
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(5));
-            await probe.Version.GetCodeAsync(timeout.Token).ConfigureAwait(false);
-            return null;
-        }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or k8s.Autorest.HttpOperationException)
-        {
-            return "the Kubernetes API does not answer: " + ex.Message;
-        }
-    }
+    /// <summary>Null when the cluster answers, else why not.</summary>
+    public Task<string?> CheckClusterAsync(CancellationToken cancellationToken) =>
+        _probe is { } probe ? probe.CheckAsync(cancellationToken) : Task.FromResult<string?>(ConnectError ?? "not connected to the cluster yet");
 
     /// <summary>
     /// Accepts a valid task: stores it as QUEUED and schedules it. Backend parameters it does not support are dropped
@@ -199,11 +181,19 @@ internal sealed partial class TaskRunner : BackgroundService
             try
             {
                 await ClusterConnection.ResolveAsync(_options, _logger, stoppingToken).ConfigureAwait(false);
-                var system = await KubernetesBatchSystem.CreateAsync(_options, _loggerFactory, _time, _metrics, stoppingToken).ConfigureAwait(false);
-                var config = _options.Kubeconfig is { } path
-                    ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path, _options.Context)
-                    : KubernetesClientConfiguration.BuildDefaultConfig();
-                _probe = new Kubernetes(config);
+                var probe = ClusterProbe.Create(_options, _loggerFactory, _time);
+                KubernetesBatchSystem system;
+                try
+                {
+                    system = await KubernetesBatchSystem.CreateAsync(_options, _loggerFactory, _time, _metrics, stoppingToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    probe.Dispose();
+                    throw;
+                }
+
+                _probe = probe;
                 _system = system;
                 ConnectError = null;
                 LogConnected(system.Namespace, RunId, _options.HostPath!);
