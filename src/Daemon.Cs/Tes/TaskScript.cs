@@ -12,13 +12,11 @@ internal sealed record TaskStage(int Index, int From, int To, string Image);
 
 /// <summary>
 /// Turns a TES task into shell scripts that run its executors in order inside one container, recording each
-/// executor's exit code, times and output in the task's work directory (on the shared host path), and reads them back.
+/// executor's exit code, times and output in the task's work directory (on the shared host path), where
+/// <see cref="TaskWorkspace"/> reads them back.
 /// </summary>
 internal static class TaskScript
 {
-    /// <summary>How much of an executor's standard output and error the task log keeps (the tail).</summary>
-    public const int LogTailBytes = 10 * 1024;
-
     /// <summary>Splits the executors into stages: consecutive executors with the same image share a pod.</summary>
     public static IReadOnlyList<TaskStage> Stages(TesTask task)
     {
@@ -124,44 +122,5 @@ internal static class TaskScript
 
         s.Append(CultureInfo.InvariantCulture, $"echo '@@hybridbatch stage {stage.Index} done'\n");
         return s.ToString();
-    }
-
-    /// <summary>What one executor left in the work directory; null when it never finished.</summary>
-    public static TesExecutorLog? ReadExecutor(string hostDirectory, int index)
-    {
-        var exec = Path.Combine(hostDirectory, "exec");
-        var exitFile = Path.Combine(exec, $"{index}.exit");
-        if (!File.Exists(exitFile)
-            || !int.TryParse(File.ReadAllText(exitFile).Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var exit))
-        {
-            return null;
-        }
-
-        return new TesExecutorLog
-        {
-            ExitCode = exit,
-            StartTime = ReadText(Path.Combine(exec, $"{index}.start")),
-            EndTime = ReadText(Path.Combine(exec, $"{index}.end")),
-            Stdout = Tail(Path.Combine(exec, $"{index}.stdout")) ?? "",
-            Stderr = Tail(Path.Combine(exec, $"{index}.stderr")) ?? "",
-        };
-    }
-
-    private static string? ReadText(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : null;
-
-    /// <summary>The last <see cref="LogTailBytes"/> of a file, as UTF-8; null when it does not exist.</summary>
-    public static string? Tail(string path)
-    {
-        if (!File.Exists(path))
-        {
-            return null;
-        }
-
-        using var stream = File.OpenRead(path);
-        var length = (int)Math.Min(stream.Length, LogTailBytes);
-        stream.Seek(-length, SeekOrigin.End);
-        var buffer = new byte[length];
-        stream.ReadExactly(buffer);
-        return Encoding.UTF8.GetString(buffer);
     }
 }
