@@ -52,7 +52,7 @@ public sealed class DaemonMetrics : IKubernetesCallObserver
     public void SetTasks(IReadOnlyDictionary<string, long> counts)
     {
         ArgumentNullException.ThrowIfNull(counts);
-        foreach (var state in Tes.TesState.All)
+        foreach (var state in Tes.TesStates.All)
         {
             _tasks.WithLabels(state).Set(counts.TryGetValue(state, out var n) ? n : 0);
         }

@@ -211,7 +211,7 @@ public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhe
                     throw new JobsFileException($"{At(node)}: {field}: the command is an empty list: give the program and its arguments.");
                 }
 
-                return string.Join(' ', argv.Children.Select((a, i) => ShellQuote(Text(a, $"{field}[{i}]"))));
+                return string.Join(' ', argv.Children.Select((a, i) => PosixShell.Quote(Text(a, $"{field}[{i}]"))));
             }
 
             var text = Text(node, field);
@@ -332,12 +332,4 @@ public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhe
             }
         }
     }
-
-    /// <summary>Quotes a word for <c>/bin/sh</c> so that it stays one argument.</summary>
-    /// <param name="word">The word.</param>
-    /// <returns>The quoted word.</returns>
-    public static string ShellQuote(string word) =>
-        word.Length > 0 && word.All(ch => char.IsAsciiLetterOrDigit(ch) || "-_./=:,+@%".Contains(ch))
-            ? word
-            : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }
