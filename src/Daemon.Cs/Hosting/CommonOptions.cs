@@ -65,7 +65,7 @@ public static class CommonOptions
         long? overheadBytes = null;
         if (overhead is not null)
         {
-            overheadBytes = ByteSize.TryParse(overhead, out var bytes)
+            overheadBytes = ByteQuantity.TryParse(overhead, out var bytes)
                 ? bytes
                 : throw new ArgumentException($"{ResourceOverheadFlag} '{overhead}' is not an amount of bytes: write e.g. 16Mi or 536870912.");
             configuration[overheadKey] = null;

@@ -197,7 +197,7 @@ public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhe
         public long Bytes(YamlNode node, string field)
         {
             var text = Text(node, field);
-            return Hosting.ByteSize.TryParse(text, out var bytes)
+            return ByteQuantity.TryParse(text, out var bytes)
                 ? bytes
                 : throw new JobsFileException($"{At(node)}: {field}: '{text}' is not an amount of bytes: write e.g. 268435456, 256Mi or 1G.");
         }

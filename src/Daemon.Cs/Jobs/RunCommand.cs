@@ -84,7 +84,7 @@ public static partial class RunCommand
 
         var total = jobs.Jobs.Sum(j => j.Count);
         console.MarkupLine(Markup.Escape(
-            $"{path}: {total} job(s) from {jobs.Jobs.Count} entr{(jobs.Jobs.Count == 1 ? "y" : "ies")}; resource overhead {ByteSize.Format(options.ResourceOverhead)} per job"));
+            $"{path}: {total} job(s) from {jobs.Jobs.Count} entr{(jobs.Jobs.Count == 1 ? "y" : "ies")}; resource overhead {ByteQuantity.Format(options.ResourceOverhead)} per job"));
         KubernetesBatchSystem system;
         try
         {
