@@ -89,7 +89,7 @@ public sealed partial class KubernetesBatchSystemOptions
     public int MaxCreatesInFlight { get; set; } = 32;
 
     /// <summary>Rate limit, timeouts and retries of Kubernetes calls.</summary>
-    public KubernetesResilienceOptions Resilience { get; set; } = new() { Qps = 200, Burst = 400 };
+    public KubernetesResilienceOptions Resilience { get; set; } = new();
 
     /// <summary>The problems of these options, each saying how to fix it; empty when they are usable.</summary>
     public IReadOnlyList<string> Validate()
