@@ -10,7 +10,7 @@ namespace HybridBatch.Daemon.Hosting;
 /// the in-cluster service account) and, when there is none, starts the embedded local cluster with the
 /// <c>cluster/local-cluster</c> script shipped beside the executable (or, run from a checkout, the checkout's).
 /// </summary>
-public static class ClusterConnection
+internal static class ClusterConnection
 {
     /// <summary>
     /// The environment variable that names a <c>local-cluster</c> script to run instead of the shipped one (tests use a

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Configuration;
 namespace HybridBatch.Daemon.Hosting;
 
 /// <summary>The batch-system flags every command takes (Toil's names), and how the options are read.</summary>
-public static class CommonOptions
+internal static class CommonOptions
 {
     /// <summary>The flag that sets the bytes added to every job's memory and disk.</summary>
     public const string ResourceOverheadFlag = "--resourceOverhead";

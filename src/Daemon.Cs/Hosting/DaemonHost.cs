@@ -10,7 +10,7 @@ using Prometheus;
 namespace HybridBatch.Daemon.Hosting;
 
 /// <summary>Builds the <c>serve</c> web application on the Generic Host.</summary>
-public static class DaemonHost
+internal static class DaemonHost
 {
     private static readonly Dictionary<string, string> ServeSwitches = new()
     {

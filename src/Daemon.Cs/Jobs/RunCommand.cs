@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace HybridBatch.Daemon.Jobs;
 
 /// <summary><c>hybridbatch run FILE</c>: runs the jobs of a file on the cluster, with live progress and a summary.</summary>
-public static partial class RunCommand
+internal static partial class RunCommand
 {
     /// <summary>Exit status when every job succeeded.</summary>
     public const int Success = 0;

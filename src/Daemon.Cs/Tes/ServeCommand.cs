@@ -4,7 +4,7 @@ using HybridBatch.Daemon.Hosting;
 namespace HybridBatch.Daemon.Tes;
 
 /// <summary><c>hybridbatch serve</c>: the long-running TES service.</summary>
-public static class ServeCommand
+internal static class ServeCommand
 {
     /// <summary>Where the service listens unless <c>--urls</c> says otherwise.</summary>
     public const string DefaultUrls = "http://127.0.0.1:8000";

@@ -14,7 +14,7 @@ namespace HybridBatch.Daemon.Tes;
 /// API answers meanwhile), re-attaches to the jobs of the daemon's fixed run after a restart, and detaches (never
 /// deletes the jobs) when the daemon stops.
 /// </summary>
-public sealed partial class TaskRunner : BackgroundService
+internal sealed partial class TaskRunner : BackgroundService
 {
     private const string RunIdKey = "run_id";
 

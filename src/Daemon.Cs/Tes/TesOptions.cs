@@ -1,7 +1,7 @@
 namespace HybridBatch.Daemon.Tes;
 
 /// <summary>Settings of the TES service, bound from the <c>Tes</c> section (<c>HYBRIDBATCH_TES__*</c>, flags of <c>serve</c>).</summary>
-public sealed class TesOptions
+internal sealed class TesOptions
 {
     /// <summary>The configuration section.</summary>
     public const string SectionName = "Tes";
