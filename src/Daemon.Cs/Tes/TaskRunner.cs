@@ -46,14 +46,12 @@ internal sealed partial class TaskRunner : BackgroundService
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _store = store;
         _tes = tes.Value;
-        _options = options;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<TaskRunner>();
         _time = time;
         _metrics = metrics;
         RunId = store.GetOrAdd(RunIdKey, () => "tes" + Guid.NewGuid().ToString("N")[..12]);
-        _options.RunId = RunId;
-        _options.HostPath ??= Path.Combine(Path.GetFullPath(_tes.DataDirectory), "work");
+        _options = options with { RunId = RunId, HostPath = options.HostPath ?? Path.Combine(Path.GetFullPath(_tes.DataDirectory), "work") };
     }
 
     /// <summary>The daemon's fixed run id, kept in the database so that a restarted daemon re-attaches.</summary>
@@ -214,10 +212,10 @@ internal sealed partial class TaskRunner : BackgroundService
         {
             try
             {
-                await ClusterConnection.ResolveAsync(_options, _logger, stoppingToken).ConfigureAwait(false);
-                var system = await KubernetesBatchSystem.CreateAsync(_options, _loggerFactory, _time, _metrics, stoppingToken).ConfigureAwait(false);
-                var config = _options.Kubeconfig is { } path
-                    ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path, _options.Context)
+                var options = await ClusterConnection.ResolveAsync(_options, _logger, stoppingToken).ConfigureAwait(false);
+                var system = await KubernetesBatchSystem.CreateAsync(options, _loggerFactory, _time, _metrics, stoppingToken).ConfigureAwait(false);
+                var config = options.Kubeconfig is { } path
+                    ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path, options.Context)
                     : KubernetesClientConfiguration.BuildDefaultConfig();
                 _probe = new Kubernetes(config);
                 _system = system;
