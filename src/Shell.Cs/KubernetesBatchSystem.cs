@@ -64,7 +64,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         _manifests = new JobManifests(options, runId, owner);
         _creates = new SemaphoreSlim(options.MaxCreatesInFlight);
         _model = Lifecycle.Initial(
-            (long)(options.PodTimeout * 1000),
+            (long)options.PodTimeout.TotalMilliseconds,
             options.MaxJobs,
             Pool.Millicores(options.MaxCores),
             options.MaxMemory,

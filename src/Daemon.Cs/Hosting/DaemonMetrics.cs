@@ -6,7 +6,7 @@ namespace HybridBatch.Daemon.Hosting;
 /// The daemon's Prometheus metrics, in a registry of its own (one per host, so that hosts in one process do not
 /// share counters). Also observes the batch system's Kubernetes calls.
 /// </summary>
-public sealed class DaemonMetrics : IKubernetesCallObserver
+internal sealed class DaemonMetrics : IKubernetesCallObserver
 {
     private readonly Counter _created;
     private readonly Counter _submitted;

@@ -34,14 +34,12 @@ internal sealed partial class TaskRunner : BackgroundService
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _store = store;
-        _options = options;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<TaskRunner>();
         _time = time;
         _metrics = metrics;
         RunId = store.GetOrAdd(RunIdKey, () => "tes" + Guid.NewGuid().ToString("N")[..12]);
-        _options.RunId = RunId;
-        _options.HostPath ??= Path.Combine(Path.GetFullPath(tes.Value.DataDirectory), "work");
+        _options = options with { RunId = RunId, HostPath = options.HostPath ?? Path.Combine(Path.GetFullPath(tes.Value.DataDirectory), "work") };
         _steps = new TaskSteps(store, tes.Value, RunId, _options.HostPath, _options.WorkDir, metrics, time, _logger);
     }
 
@@ -126,12 +124,12 @@ internal sealed partial class TaskRunner : BackgroundService
         {
             try
             {
-                await ClusterConnection.ResolveAsync(_options, _logger, stoppingToken).ConfigureAwait(false);
-                var probe = ClusterProbe.Create(_options, _loggerFactory, _time);
+                var options = await ClusterConnection.ResolveAsync(_options, _logger, stoppingToken).ConfigureAwait(false);
+                var probe = ClusterProbe.Create(options, _loggerFactory, _time);
                 KubernetesBatchSystem system;
                 try
                 {
-                    system = await KubernetesBatchSystem.CreateAsync(_options, _loggerFactory, _time, _metrics, stoppingToken).ConfigureAwait(false);
+                    system = await KubernetesBatchSystem.CreateAsync(options, _loggerFactory, _time, _metrics, stoppingToken).ConfigureAwait(false);
                 }
                 catch
                 {

@@ -70,14 +70,17 @@ internal sealed class FaultRun
     }
 
     /// <summary>Options for a fault run: tiny jobs, many at once, the cluster under test.</summary>
-    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Action<KubernetesBatchSystemOptions>? change = null) =>
+    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null) =>
         Batch.Options(cluster, o =>
         {
-            o.MaxCores = 1000;
-            o.MaxMemory = long.MaxValue / 8;
-            o.MaxDisk = long.MaxValue / 8;
-            o.MaxJobs = 40;
-            change?.Invoke(o);
+            var options = o with
+            {
+                MaxCores = 1000,
+                MaxMemory = long.MaxValue / 8,
+                MaxDisk = long.MaxValue / 8,
+                MaxJobs = 40,
+            };
+            return change is null ? options : change(options);
         });
 
     /// <summary>Starts a batch system and the collector.</summary>

@@ -69,7 +69,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
     {
         await using var relay = new TcpRelay(new Uri(cluster.Client.BaseUri.ToString()));
         var kubeconfig = relay.WriteKubeconfig(cluster.KubeconfigPath);
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.Kubeconfig = kubeconfig));
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { Kubeconfig = kubeconfig }));
         try
         {
             await run.IssueAsync(shortJobs: 50, sleepers: 3, longer: 3, longerSeconds: 15);
@@ -115,7 +115,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         await using var relay = new TcpRelay(new Uri(cluster.Client.BaseUri.ToString()));
         var kubeconfig = relay.WriteKubeconfig(cluster.KubeconfigPath);
         var expiring = new ExpiringWatchHandler();
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.Kubeconfig = kubeconfig), [expiring]);
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { Kubeconfig = kubeconfig }), [expiring]);
         try
         {
             await run.IssueAsync(shortJobs: 50, sleepers: 3, longer: 3, longerSeconds: 15);
@@ -263,7 +263,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         await using var fake = await ClusterControl.FakeNode.StartAsync();
         output.WriteLine($"fake always-Ready node {fake.Name} registered");
         // Pods issued while the node is away wait unschedulable; they must not time out before it returns.
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.PodTimeout = 900));
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { PodTimeout = TimeSpan.FromSeconds(900) }));
         var sleepers = new List<int>();
         try
         {
@@ -389,7 +389,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
                 .Count(p => p.Status?.Phase is "Running" or "Pending");
             output.WriteLine($"child killed with SIGKILL: {expected.Count} issued, {reportedByChild.Count} reported by it, {jobsAtKill.Count} Jobs left, {running} pods running");
 
-            var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.RunId = runId));
+            var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { RunId = runId }));
             second = run.System;
             var reattach = sinceKill.Elapsed;
             var adopted = await run.System.GetIssuedBatchJobIdsAsync();
