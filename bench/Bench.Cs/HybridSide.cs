@@ -20,8 +20,8 @@ internal static class HybridSide
             Kubeconfig = cluster.Kubeconfig,
             Namespace = Cluster.Namespace,
             ResourceOverhead = 0,
-            PodTimeout = 900,
-            FinishedJobTtl = 600,
+            PodTimeout = TimeSpan.FromSeconds(900),
+            FinishedJobTtl = TimeSpan.FromSeconds(600),
         };
 
         // Counted from the start: the lists and watches are the fixed cost that amortises over the jobs.

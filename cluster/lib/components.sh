@@ -1,9 +1,9 @@
-# Configuration, start, health and stop of containerd, etcd, the control plane and the kubelet. Every daemon
+# Configuration, start, health and stop of containerd, etcd, the control plane, the kubelet and kube-proxy. Every daemon
 # runs detached (setsid) inside the cluster's network namespace, logs to $LOGS/NAME.log and is found again by
 # its executable and its state-directory arguments, so stale pid files after a crash do no harm.
 # shellcheck shell=bash
 
-COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet)
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 # ---------------------------------------------------------------------------------------------------------
 # Configuration files
@@ -112,6 +112,33 @@ maxPods: 110
 EOF
 }
 
+# iptables mode, so pods reach Services (the in-cluster API server address ${SERVICE_IP}:443 first). Nothing here may
+# touch the machine's global settings: the conntrack table size and timeouts are left alone (0), and so is its own
+# OOM score (this sandbox has no CAP_SYS_RESOURCE).
+write_kube_proxy_config() {
+    write_if_changed "$ETC/kube-proxy/config.yaml" <<EOF || true
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: ${ETC}/kubeconfig/kube-proxy.kubeconfig
+hostnameOverride: ${NODE_NAME}
+bindAddress: ${NS_IP}
+clusterCIDR: ${POD_CIDR}
+mode: iptables
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+oomScoreAdj: 0
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+iptables:
+  syncPeriod: 30s
+  minSyncPeriod: 0s
+EOF
+}
+
 write_configs() {
     mkdir -p "$ETC" "$RUN" "$LOGS"
     write_cni_config
@@ -122,6 +149,8 @@ write_configs() {
         "$(token_of system:kube-controller-manager)"
     write_kubeconfig "$ETC/kubeconfig/scheduler.kubeconfig" system:kube-scheduler "$(token_of system:kube-scheduler)"
     write_kubeconfig "$ETC/kubeconfig/kubelet.kubeconfig" "system:node:${NODE_NAME}" "$(token_of "system:node:${NODE_NAME}")"
+    write_kubeconfig "$ETC/kubeconfig/kube-proxy.kubeconfig" system:kube-proxy "$(token_of system:kube-proxy)"
+    write_kube_proxy_config
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -354,6 +383,17 @@ start_kubelet() {
     wait_healthy kubelet 60 http_ok_in_netns 10248 /healthz
 }
 
+# Healthy once it serves and has written the rules of the API server's own Service, which pods use to reach it.
+kube_proxy_serving() {
+    http_ok_in_netns 10249 /healthz &&
+        in_netns iptables -w 5 -t nat -S KUBE-SERVICES | grep -qF -- "-d ${SERVICE_IP}/32"
+}
+
+start_kube_proxy() {
+    start_daemon kube-proxy "$KUBE_BIN/kube-proxy" --config="$ETC/kube-proxy/config.yaml"
+    wait_healthy kube-proxy 60 kube_proxy_serving
+}
+
 process_start_epoch() {
     date -d "$(ps -o lstart= -p "$1")" +%s
 }
@@ -415,7 +455,7 @@ kill_shims() {
 
 stop_all() {
     local name
-    for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    for name in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
         if component_pid "$name" >/dev/null; then
             step "stopping $name"
             if [[ "$name" == kube-apiserver ]]; then

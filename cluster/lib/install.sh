@@ -8,7 +8,7 @@ REQUIRED_PACKAGES=(
     golang-github-modern-go-reflect2-dev golang-go iproute2 iptables jq libc6-dev make openssl patch procps
     rsync runc util-linux
 )
-KUBE_COMPONENTS=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
+KUBE_COMPONENTS=(kube-apiserver kube-scheduler kube-controller-manager kubelet kube-proxy kubectl)
 DEB_SRC_NAME="hybridbatch-deb-src.sources"
 
 # Where apt reads its sources from. Asked of apt rather than assumed, so an APT_CONFIG or -o Dir::… setting (a
@@ -143,6 +143,14 @@ binaries_complete() {
     done
 }
 
+# The components a cached build of BIN lacks (one that predates a component added here).
+missing_components() {
+    local bin="$1" component
+    for component in "${KUBE_COMPONENTS[@]}"; do
+        [[ -x "$bin/$component" ]] || echo "$component"
+    done
+}
+
 # The newest complete build in the cache, so a warm 'up' never needs apt.
 locate_cached_binaries() {
     local dir
@@ -161,15 +169,25 @@ ensure_kubernetes_binaries() {
     require_writable_cache
     resolve_kubernetes_source
     build_kubernetes "$KUBE_SOURCE_VERSION"
-    locate_cached_binaries || die "build finished but binaries are missing in $BUILD_CACHE/$version/bin"
+    locate_cached_binaries || die "build finished but binaries are missing in $BUILD_CACHE/$KUBE_SOURCE_VERSION/bin"
 }
 
+# Builds the binaries of VERSION into the cache. A cached build of the same version that only lacks some components
+# (say, one made before kube-proxy was needed) gets just those, added one file at a time: a running cluster executes
+# the binaries beside them, and other checkouts may be using that directory.
 build_kubernetes() {
     local version="$1"
     local dir="$BUILD_CACHE/$version"
     local work="$dir/build"
     local src="$work/src"
     local log="$dir/build.log"
+    local -a components=("${KUBE_COMPONENTS[@]}")
+    local partial_build=0
+    if [[ -x "$dir/bin/pause" ]]; then
+        mapfile -t components < <(missing_components "$dir/bin")
+        ((${#components[@]} > 0)) || return 0
+        partial_build=1
+    fi
     rm -rf "$work" "$dir/bin.partial"
     mkdir -p "$work/home" "$src" "$dir/bin.partial"
     # Source, generated code and the Go build cache take about 3 GB until the build is done.
@@ -184,22 +202,33 @@ build_kubernetes() {
     apply_debian_patches "$src"
     replace_reflect2 "$src"
 
-    step "building ${KUBE_COMPONENTS[*]} (about 10 minutes on 2 cores; log: $log)"
+    if ((partial_build)); then
+        step "building ${components[*]}, missing from the cached build $dir/bin (several minutes on 2 cores; log: $log)"
+    else
+        step "building ${components[*]} (about 10 minutes on 2 cores; log: $log)"
+    fi
     # The build writes its Go cache into the tree and wants a writable HOME; CGO off gives static binaries.
     (cd "$src" && run_with_progress "building" "$log" \
-        env HOME="$work/home" CGO_ENABLED=0 GOPROXY=off make WHAT="${KUBE_COMPONENTS[*]/#/cmd/}")
+        env HOME="$work/home" CGO_ENABLED=0 GOPROXY=off make WHAT="${components[*]/#/cmd/}")
 
     local component
-    for component in "${KUBE_COMPONENTS[@]}"; do
+    for component in "${components[@]}"; do
         cp "$src/_output/bin/$component" "$dir/bin.partial/"
     done
-    # The pod sandbox image runs this tiny program; same flags as the upstream image build.
-    gcc -Os -Wall -Werror -static -DVERSION=v3.2-hybridbatch -o "$dir/bin.partial/pause" "$src/build/pause/linux/pause.c"
-    rm -rf "$dir/bin"
-    mv "$dir/bin.partial" "$dir/bin"
+    if ((partial_build)); then
+        for component in "${components[@]}"; do
+            mv "$dir/bin.partial/$component" "$dir/bin/$component"
+        done
+        rm -rf "$dir/bin.partial"
+    else
+        # The pod sandbox image runs this tiny program; same flags as the upstream image build.
+        gcc -Os -Wall -Werror -static -DVERSION=v3.2-hybridbatch -o "$dir/bin.partial/pause" "$src/build/pause/linux/pause.c"
+        rm -rf "$dir/bin"
+        mv "$dir/bin.partial" "$dir/bin"
+    fi
     # The tree holds a 1.7 GB Go cache; the binaries are all that later runs need.
     rm -rf "$work"
-    step "built Kubernetes $version into $dir/bin"
+    step "built ${components[*]} of Kubernetes $version into $dir/bin"
 }
 
 apply_debian_patches() {

@@ -58,16 +58,36 @@ random_token() {
     openssl rand -hex 24
 }
 
-# Static tokens for the admin and the control-plane components (the kubelet must be user
-# system:node:NAME in group system:nodes for the Node authorizer).
+# The users of the static tokens, each with its groups: the admin and the control-plane components (the kubelet
+# must be user system:node:NAME in group system:nodes for the Node authorizer; system:kube-proxy is bound to
+# system:node-proxier by a bootstrap ClusterRoleBinding).
+TOKEN_USERS=(
+    "admin,admin,system:masters"
+    "system:kube-controller-manager,system:kube-controller-manager"
+    "system:kube-scheduler,system:kube-scheduler"
+    "system:node:${NODE_NAME},system:node:${NODE_NAME},system:nodes"
+    "system:kube-proxy,system:kube-proxy"
+)
+
+# Creates the token file, or adds the users a file from an older version of this script lacks, keeping every
+# existing token (the running components and the kubeconfigs hold them). The API server reads the file only at
+# start; its fingerprint covers the file, so 'up' restarts it after a change.
 ensure_tokens() {
-    [[ -f "$TOKENS_FILE" ]] && return 0
+    local entry user added=0
     {
-        echo "$(random_token),admin,admin,system:masters"
-        echo "$(random_token),system:kube-controller-manager,system:kube-controller-manager"
-        echo "$(random_token),system:kube-scheduler,system:kube-scheduler"
-        echo "$(random_token),system:node:${NODE_NAME},system:node:${NODE_NAME},system:nodes"
+        [[ -f "$TOKENS_FILE" ]] && cat "$TOKENS_FILE"
+        for entry in "${TOKEN_USERS[@]}"; do
+            user="${entry%%,*}"
+            if [[ ! -f "$TOKENS_FILE" ]] || [[ -z "$(token_of "$user")" ]]; then
+                echo "$(random_token),$entry"
+                added=1
+            fi
+        done
     } >"$TOKENS_FILE.partial"
+    if ((added == 0)); then
+        rm -f "$TOKENS_FILE.partial"
+        return 0
+    fi
     chmod 600 "$TOKENS_FILE.partial"
     mv "$TOKENS_FILE.partial" "$TOKENS_FILE"
 }

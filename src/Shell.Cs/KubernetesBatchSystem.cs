@@ -53,7 +53,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         _manifests = new JobManifests(options, runId, owner);
         _settings = Jobs.Settings(owner, runId, options.Image, options.ResourceOverhead, options.MaxCores, options.MaxMemory, options.MaxDisk);
         var model = Transitions.Initial(
-            (long)(options.PodTimeout * 1000), options.MaxJobs, options.MaxCores, options.MaxMemory, options.MaxDisk);
+            (long)options.PodTimeout.TotalMilliseconds, options.MaxJobs, options.MaxCores, options.MaxMemory, options.MaxDisk);
         _runtime = new JobRuntime(
             model,
             time,

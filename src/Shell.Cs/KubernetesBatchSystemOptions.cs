@@ -8,9 +8,11 @@ namespace HybridBatch;
 
 /// <summary>
 /// Settings of a <see cref="KubernetesBatchSystem"/>: Toil's Kubernetes options under Toil's names, plus where the
-/// cluster is. Bind them with <see cref="KubernetesBatchSystemConfiguration"/> from flags, environment and configuration.
+/// cluster is. Bind them with <see cref="KubernetesBatchSystemConfiguration"/> from flags, environment and configuration,
+/// whose <see cref="KubernetesBatchSystemConfiguration.Settings"/> name each one's flag, variables and default; change
+/// them with <c>with</c>.
 /// </summary>
-public sealed partial class KubernetesBatchSystemOptions
+public sealed partial record KubernetesBatchSystemOptions
 {
     /// <summary>The configuration section the options bind from.</summary>
     public const string SectionName = "HybridBatch";
@@ -19,86 +21,89 @@ public sealed partial class KubernetesBatchSystemOptions
     public const string DefaultImage = "busybox:1.35";
 
     /// <summary>The kubeconfig file; null: <c>KUBECONFIG</c>, <c>~/.kube/config</c>, then the in-cluster account.</summary>
-    public string? Kubeconfig { get; set; }
+    public string? Kubeconfig { get; init; }
 
     /// <summary>The kubeconfig context; null: the current one.</summary>
-    public string? Context { get; set; }
+    public string? Context { get; init; }
 
     /// <summary>The namespace for the jobs; null: the context's namespace, else <c>default</c>.</summary>
-    public string? Namespace { get; set; }
+    public string? Namespace { get; init; }
 
     /// <summary>The image jobs run in by default.</summary>
-    public string Image { get; set; } = DefaultImage;
+    public string Image { get; init; } = DefaultImage;
 
     /// <summary>
     /// The run's identity, a label on every object. Null: a new one. Giving an earlier run's id re-attaches to its jobs.
     /// </summary>
-    public string? RunId { get; set; }
+    public string? RunId { get; init; }
 
     /// <summary>A path on the nodes shared by the run's jobs as their work directory (Toil's <c>--kubernetesHostPath</c>); null: a per-pod empty directory.</summary>
-    public string? HostPath { get; set; }
+    public string? HostPath { get; init; }
 
     /// <summary>The user name jobs are marked with (Toil's <c>--kubernetesOwner</c>); null: <see cref="KubernetesBatchSystem.GetDefaultKubernetesOwner"/>.</summary>
-    public string? Owner { get; set; }
+    public string? Owner { get; init; }
 
     /// <summary>The service account jobs run as (Toil's <c>--kubernetesServiceAccount</c>).</summary>
-    public string? ServiceAccount { get; set; }
+    public string? ServiceAccount { get; init; }
 
-    /// <summary>Seconds a pod may stay stuck (unschedulable, image missing, creating) before its job fails (Toil's <c>--kubernetesPodTimeout</c>).</summary>
-    public double PodTimeout { get; set; } = 120;
+    /// <summary>
+    /// How long a pod may stay stuck (unschedulable, image missing, creating) before its job fails (Toil's
+    /// <c>--kubernetesPodTimeout</c>, which gives it in seconds).
+    /// </summary>
+    public TimeSpan PodTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
     /// <summary>Run job containers privileged (Toil's <c>--kubernetesPrivileged</c>).</summary>
-    public bool Privileged { get; set; }
+    public bool Privileged { get; init; }
 
     /// <summary>A YAML file with a pod security context for every pod (Toil's <c>--kubernetesPodSecurityContext</c>).</summary>
-    public string? PodSecurityContext { get; set; }
+    public string? PodSecurityContext { get; init; }
 
     /// <summary>A YAML file with a security context for every job container (Toil's <c>--kubernetesSecurityContext</c>).</summary>
-    public string? SecurityContext { get; set; }
+    public string? SecurityContext { get; init; }
 
     /// <summary>
     /// Apply the restrictive default container security context (no privilege escalation, every capability dropped)
     /// when no security context file is given. Set false to run jobs with the runtime's default capabilities.
     /// </summary>
-    public bool RestrictedSecurityContext { get; set; } = true;
+    public bool RestrictedSecurityContext { get; init; } = true;
 
     /// <summary>The user id job containers run as; null: the image's user.</summary>
-    public long? RunAsUser { get; set; }
+    public long? RunAsUser { get; init; }
 
     /// <summary>Jobs submitted to Kubernetes at once; more wait in the local queue (Toil's <c>--maxJobs</c>).</summary>
-    public int MaxJobs { get; set; } = int.MaxValue;
+    public int MaxJobs { get; init; } = int.MaxValue;
 
     /// <summary>Cores all running jobs may hold together, and the most one job may ask for (Toil's <c>--maxCores</c>).</summary>
-    public double MaxCores { get; set; } = 1_000_000;
+    public double MaxCores { get; init; } = 1_000_000;
 
     /// <summary>Bytes of memory all running jobs may hold together, and the most one job may ask for (Toil's <c>--maxMemory</c>).</summary>
-    public long MaxMemory { get; set; } = long.MaxValue / 4;
+    public long MaxMemory { get; init; } = long.MaxValue / 4;
 
     /// <summary>Bytes of disk all running jobs may hold together, and the most one job may ask for (Toil's <c>--maxDisk</c>).</summary>
-    public long MaxDisk { get; set; } = long.MaxValue / 4;
+    public long MaxDisk { get; init; } = long.MaxValue / 4;
 
     /// <summary>Bytes added to each job's memory and disk for the container's own needs (Toil adds 512 MiB).</summary>
-    public long ResourceOverhead { get; set; } = 512L * 1024 * 1024;
+    public long ResourceOverhead { get; init; } = 512L * 1024 * 1024;
 
     /// <summary>The work directory inside job containers.</summary>
-    public string WorkDir { get; set; } = "/var/lib/hybridbatch";
+    public string WorkDir { get; init; } = "/var/lib/hybridbatch";
 
-    /// <summary>Seconds Kubernetes keeps a finished Job before collecting it itself, as a safety net.</summary>
-    public int FinishedJobTtl { get; set; } = 3600;
+    /// <summary>How long Kubernetes keeps a finished Job before collecting it itself, as a safety net; whole seconds.</summary>
+    public TimeSpan FinishedJobTtl { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>Create calls in flight at once.</summary>
-    public int MaxCreatesInFlight { get; set; } = 32;
+    public int MaxCreatesInFlight { get; init; } = 32;
 
     /// <summary>Rate limit, timeouts and retries of Kubernetes calls.</summary>
-    public KubernetesResilienceOptions Resilience { get; set; } = new() { Qps = 200, Burst = 400 };
+    public KubernetesResilienceOptions Resilience { get; init; } = new();
 
     /// <summary>The problems of these options, each saying how to fix it; empty when they are usable.</summary>
     public IReadOnlyList<string> Validate()
     {
         var problems = new List<string>();
-        if (double.IsNaN(PodTimeout) || PodTimeout <= 0 || double.IsInfinity(PodTimeout))
+        if (PodTimeout <= TimeSpan.Zero)
         {
-            problems.Add($"the pod timeout {PodTimeout.ToString(CultureInfo.InvariantCulture)} s is not a positive number of seconds: set --kubernetesPodTimeout to e.g. 120");
+            problems.Add($"the pod timeout {Seconds(PodTimeout)} s is not a positive number of seconds: set --kubernetesPodTimeout to e.g. 120");
         }
 
         if (MaxJobs < 1)
@@ -165,9 +170,9 @@ public sealed partial class KubernetesBatchSystemOptions
             problems.Add($"the work directory '{WorkDir}' is where job containers mount other volumes: choose another directory, such as /var/lib/hybridbatch");
         }
 
-        if (FinishedJobTtl < 0)
+        if (FinishedJobTtl < TimeSpan.Zero || FinishedJobTtl > TimeSpan.FromSeconds(int.MaxValue) || FinishedJobTtl.Ticks % TimeSpan.TicksPerSecond != 0)
         {
-            problems.Add($"the finished job TTL is {FinishedJobTtl}: give zero or more seconds");
+            problems.Add($"the finished job TTL is {Seconds(FinishedJobTtl)} s: give zero or more whole seconds");
         }
 
         if (MaxCreatesInFlight < 1)
@@ -185,6 +190,8 @@ public sealed partial class KubernetesBatchSystemOptions
 
         return problems;
     }
+
+    private static string Seconds(TimeSpan duration) => duration.TotalSeconds.ToString(CultureInfo.InvariantCulture);
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     private static partial Regex NamespaceName { get; }

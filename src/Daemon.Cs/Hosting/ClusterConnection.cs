@@ -10,7 +10,7 @@ namespace HybridBatch.Daemon.Hosting;
 /// the in-cluster service account) and, when there is none, starts the embedded local cluster with the
 /// <c>cluster/local-cluster</c> script shipped beside the executable (or, run from a checkout, the checkout's).
 /// </summary>
-public static class ClusterConnection
+internal static class ClusterConnection
 {
     /// <summary>
     /// The environment variable that names a <c>local-cluster</c> script to run instead of the shipped one (tests use a
@@ -21,20 +21,16 @@ public static class ClusterConnection
     private const string WayOut = "use another cluster: give its kubeconfig with --kubeconfig PATH or the KUBECONFIG variable";
 
     /// <summary>
-    /// Fills in <see cref="KubernetesBatchSystemOptions.Kubeconfig"/> from the embedded local cluster when no other
-    /// kubeconfig can be found; leaves the options alone otherwise. The local cluster's progress lines are logged.
+    /// The options with <see cref="KubernetesBatchSystemOptions.Kubeconfig"/> set to the embedded local cluster's when no
+    /// other kubeconfig can be found; the same options otherwise. The local cluster's progress lines are logged.
     /// </summary>
-    /// <param name="options">The batch system's options.</param>
-    /// <param name="logger">Where to say which cluster is used.</param>
-    /// <param name="cancellationToken">Stops starting the local cluster.</param>
-    /// <returns>A task that completes when a cluster is chosen.</returns>
     /// <exception cref="InvalidOperationException">No kubeconfig, and the local cluster cannot be started; the message says why and how to give one.</exception>
-    public static Task ResolveAsync(KubernetesBatchSystemOptions options, ILogger logger, CancellationToken cancellationToken) =>
+    public static Task<KubernetesBatchSystemOptions> ResolveAsync(KubernetesBatchSystemOptions options, ILogger logger, CancellationToken cancellationToken) =>
         ResolveAsync(options, logger, progress: null, cancellationToken);
 
     /// <summary>
-    /// Fills in <see cref="KubernetesBatchSystemOptions.Kubeconfig"/> from the embedded local cluster when no other
-    /// kubeconfig can be found; leaves the options alone otherwise.
+    /// The options with <see cref="KubernetesBatchSystemOptions.Kubeconfig"/> set to the embedded local cluster's when no
+    /// other kubeconfig can be found; the same options otherwise.
     /// </summary>
     /// <param name="options">The batch system's options.</param>
     /// <param name="logger">Where to say which cluster is used.</param>
@@ -43,9 +39,9 @@ public static class ClusterConnection
     /// about 10 minutes); when null, the lines are logged.
     /// </param>
     /// <param name="cancellationToken">Stops starting the local cluster.</param>
-    /// <returns>A task that completes when a cluster is chosen.</returns>
+    /// <returns>The options, with the cluster chosen.</returns>
     /// <exception cref="InvalidOperationException">No kubeconfig, and the local cluster cannot be started; the message says why and how to give one.</exception>
-    public static async Task ResolveAsync(
+    public static async Task<KubernetesBatchSystemOptions> ResolveAsync(
         KubernetesBatchSystemOptions options, ILogger logger, Action<string>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -53,27 +49,27 @@ public static class ClusterConnection
         if (options.Kubeconfig is not null)
         {
             logger.LogInformation("Using the kubeconfig {Kubeconfig} given in the options", options.Kubeconfig);
-            return;
+            return options;
         }
 
         var fromEnvironment = Environment.GetEnvironmentVariable("KUBECONFIG");
         if (!string.IsNullOrEmpty(fromEnvironment) && fromEnvironment.Split(Path.PathSeparator).Any(File.Exists))
         {
             logger.LogInformation("Using the kubeconfig {Kubeconfig} from KUBECONFIG", fromEnvironment);
-            return;
+            return options;
         }
 
         var home = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".kube", "config");
         if (File.Exists(home))
         {
             logger.LogInformation("Using the kubeconfig {Kubeconfig}", home);
-            return;
+            return options;
         }
 
         if (KubernetesClientConfiguration.IsInCluster())
         {
             logger.LogInformation("Using the in-cluster service account");
-            return;
+            return options;
         }
 
         var script = FindLocalClusterScript() ?? throw new InvalidOperationException(
@@ -84,7 +80,7 @@ public static class ClusterConnection
         var path = await StartLocalClusterAsync(script, progress ?? (line => logger.LogInformation("{Line}", line)), cancellationToken)
             .ConfigureAwait(false);
         logger.LogWarning("Using the embedded local cluster through {Kubeconfig}", path);
-        options.Kubeconfig = path;
+        return options with { Kubeconfig = path };
     }
 
     /// <summary>

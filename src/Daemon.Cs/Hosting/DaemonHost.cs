@@ -10,41 +10,30 @@ using Prometheus;
 namespace HybridBatch.Daemon.Hosting;
 
 /// <summary>Builds the <c>serve</c> web application on the Generic Host.</summary>
-public static class DaemonHost
+internal static class DaemonHost
 {
-    private static readonly Dictionary<string, string> ServeSwitches = new()
-    {
-        ["--data-dir"] = TesOptions.SectionName + ":" + nameof(TesOptions.DataDirectory),
-        ["--token"] = TesOptions.SectionName + ":" + nameof(TesOptions.Token),
-        ["--urls"] = "urls",
-    };
-
     /// <summary>Builds the application.</summary>
-    /// <param name="args">The command line: <c>--urls</c>, <c>--data-dir</c>, <c>--token</c> and the batch system's flags.</param>
+    /// <param name="settings">What to serve with, bound from serve's command line (<see cref="ServeCommand.Bind(System.CommandLine.ParseResult)"/>).</param>
     /// <param name="configure">Adjusts the builder (tests use it).</param>
     /// <returns>The application, not yet started.</returns>
-    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    public static WebApplication Build(ServeSettings settings, Action<WebApplicationBuilder>? configure = null)
     {
-        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(settings);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Configuration.AddInMemoryCollection([new("urls", ServeCommand.DefaultUrls)]);
-        builder.Configuration.AddJsonFile(Path.Combine(Environment.CurrentDirectory, "appsettings.json"), optional: true);
-        builder.Configuration.AddEnvironmentVariables("HYBRIDBATCH_");
-        builder.Configuration.AddHybridBatchSources(args);
-        builder.Configuration.AddCommandLine(ServeOnly(args), ServeSwitches);
+        // The options are bound already; the host reads its own sections (Logging, Kestrel) from the same files and variables.
+        builder.Configuration.AddConfiguration(settings.Configuration);
+        builder.Configuration.AddInMemoryCollection([new("urls", settings.Urls)]);
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         configure?.Invoke(builder);
 
-        var options = CommonOptions.Bind(builder.Configuration, args);
-        builder.Services.AddSingleton(options);
-        builder.Services.Configure<TesOptions>(builder.Configuration.GetSection(TesOptions.SectionName));
+        builder.Services.AddSingleton(settings.BatchSystem);
+        builder.Services.AddSingleton(Options.Create(settings.Tes));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<DaemonMetrics>();
-        builder.Services.AddSingleton(sp => new TaskStore(sp.GetRequiredService<IOptions<TesOptions>>().Value.DatabasePath));
+        builder.Services.AddSingleton(_ => new TaskStore(settings.Tes.DatabasePath));
         builder.Services.AddSingleton<TaskRunner>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskRunner>());
-        var maxBody = builder.Configuration.GetSection(TesOptions.SectionName).GetValue<long?>(nameof(TesOptions.MaxRequestBytes)) ?? new TesOptions().MaxRequestBytes;
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = maxBody);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = settings.Tes.MaxRequestBytes);
 
         var app = builder.Build();
         var metrics = app.Services.GetRequiredService<DaemonMetrics>();
@@ -59,26 +48,5 @@ public static class DaemonHost
         app.MapMetrics("/metrics", metrics.Registry);
         app.MapTes();
         return app;
-    }
-
-    private static string[] ServeOnly(string[] args)
-    {
-        var kept = new List<string>();
-        for (var i = 0; i < args.Length; i++)
-        {
-            var flag = args[i].Split('=', 2)[0];
-            if (!ServeSwitches.ContainsKey(flag))
-            {
-                continue;
-            }
-
-            kept.Add(args[i]);
-            if (!args[i].Contains('=', StringComparison.Ordinal) && i + 1 < args.Length)
-            {
-                kept.Add(args[++i]);
-            }
-        }
-
-        return [.. kept];
     }
 }

@@ -7,7 +7,7 @@ namespace HybridBatch.Daemon.Hosting;
 /// The daemon's Prometheus metrics, in a registry of its own (one per host, so that hosts in one process do not
 /// share counters). Also observes the batch system's Kubernetes calls.
 /// </summary>
-public sealed class DaemonMetrics : IKubernetesCallObserver
+internal sealed class DaemonMetrics : IKubernetesCallObserver
 {
     private readonly Counter _created;
     private readonly Counter _submitted;
@@ -53,7 +53,7 @@ public sealed class DaemonMetrics : IKubernetesCallObserver
     public void SetTasks(IReadOnlyDictionary<string, long> counts)
     {
         ArgumentNullException.ThrowIfNull(counts);
-        foreach (var state in Tes.TesState.All)
+        foreach (var state in Tes.TesStates.All)
         {
             _tasks.WithLabels(state).Set(counts.TryGetValue(state, out var n) ? n : 0);
         }

@@ -6,7 +6,7 @@ namespace HybridBatch.Daemon.Jobs;
 /// <c>hybridbatch example</c>: prints the quickstart jobs file (examples/quickstart.yaml, carried in the executable), so
 /// that an installed tool can run it with no checkout: <c>hybridbatch example &gt; quickstart.yaml</c>.
 /// </summary>
-public static class ExampleCommand
+internal static class ExampleCommand
 {
     /// <summary>The <c>example</c> command.</summary>
     /// <returns>The command.</returns>

@@ -6,7 +6,7 @@ namespace HybridBatch.Daemon.Jobs;
 
 /// <summary>A jobs file cannot be used; the message names the file, line, column and field, and the fix.</summary>
 /// <param name="message">What is wrong.</param>
-public sealed class JobsFileException(string message) : Exception(message);
+internal sealed class JobsFileException(string message) : Exception(message);
 
 /// <summary>One entry of a jobs file, fanned out <see cref="Count"/> times.</summary>
 /// <param name="Name">The job's name (instances of a fan-out get <c>-1</c>, <c>-2</c> … appended).</param>
@@ -15,7 +15,7 @@ public sealed class JobsFileException(string message) : Exception(message);
 /// <param name="Environment">Environment variables.</param>
 /// <param name="Count">How many instances to run.</param>
 /// <param name="Line">Where the entry starts in the file.</param>
-public sealed record JobEntry(
+internal sealed record JobEntry(
     string Name,
     string Command,
     JobDescription Description,
@@ -26,7 +26,7 @@ public sealed record JobEntry(
 /// <summary>A parsed jobs file.</summary>
 /// <param name="Jobs">The entries, in file order.</param>
 /// <param name="ResourceOverhead">Bytes added to each job's memory and disk, when the file sets it.</param>
-public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhead)
+internal sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhead)
 {
     /// <summary>Default cores of a job: a tenth, so that a fan-out fits on a small node.</summary>
     public const double DefaultCores = 0.1;
@@ -197,7 +197,7 @@ public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhe
         public long Bytes(YamlNode node, string field)
         {
             var text = Text(node, field);
-            return Hosting.ByteSize.TryParse(text, out var bytes)
+            return ByteQuantity.TryParse(text, out var bytes)
                 ? bytes
                 : throw new JobsFileException($"{At(node)}: {field}: '{text}' is not an amount of bytes: write e.g. 268435456, 256Mi or 1G.");
         }
@@ -211,7 +211,7 @@ public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhe
                     throw new JobsFileException($"{At(node)}: {field}: the command is an empty list: give the program and its arguments.");
                 }
 
-                return string.Join(' ', argv.Children.Select((a, i) => ShellQuote(Text(a, $"{field}[{i}]"))));
+                return string.Join(' ', argv.Children.Select((a, i) => PosixShell.Quote(Text(a, $"{field}[{i}]"))));
             }
 
             var text = Text(node, field);
@@ -332,12 +332,4 @@ public sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOverhe
             }
         }
     }
-
-    /// <summary>Quotes a word for <c>/bin/sh</c> so that it stays one argument.</summary>
-    /// <param name="word">The word.</param>
-    /// <returns>The quoted word.</returns>
-    public static string ShellQuote(string word) =>
-        word.Length > 0 && word.All(ch => char.IsAsciiLetterOrDigit(ch) || "-_./=:,+@%".Contains(ch))
-            ? word
-            : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

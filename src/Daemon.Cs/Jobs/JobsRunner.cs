@@ -10,7 +10,7 @@ namespace HybridBatch.Daemon.Jobs;
 /// <param name="Name">The instance's name.</param>
 /// <param name="Result">What the batch system reported; null when the job was killed or never finished.</param>
 /// <param name="FailureLog">The tail of the pod's log, for a failed job.</param>
-public sealed record JobOutcome(JobEntry Entry, string Name, UpdatedBatchJobInfo? Result, string? FailureLog)
+internal sealed record JobOutcome(JobEntry Entry, string Name, UpdatedBatchJobInfo? Result, string? FailureLog)
 {
     /// <summary>Whether the job ran and exited 0.</summary>
     public bool Succeeded => Result is { ExitReason: BatchJobExitReason.Finished, ExitStatus: 0 };
@@ -45,7 +45,7 @@ public sealed record JobOutcome(JobEntry Entry, string Name, UpdatedBatchJobInfo
 /// <param name="interactive">Whether to draw a live display (a terminal) or write plain lines (a log, CI).</param>
 /// <param name="time">The clock.</param>
 /// <param name="logger">The log.</param>
-public sealed partial class JobsRunner(
+internal sealed partial class JobsRunner(
     KubernetesBatchSystem system, IAnsiConsole console, bool interactive, TimeProvider time, ILogger<JobsRunner> logger)
 {
     private static readonly TimeSpan PlainEvery = TimeSpan.FromSeconds(2);

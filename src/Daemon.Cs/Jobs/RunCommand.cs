@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace HybridBatch.Daemon.Jobs;
 
 /// <summary><c>hybridbatch run FILE</c>: runs the jobs of a file on the cluster, with live progress and a summary.</summary>
-public static partial class RunCommand
+internal static partial class RunCommand
 {
     /// <summary>Exit status when every job succeeded.</summary>
     public const int Success = 0;
@@ -14,64 +14,67 @@ public static partial class RunCommand
     /// <summary>Exit status when a job failed.</summary>
     public const int JobFailed = 1;
 
-    /// <summary>Exit status when the file or the options are invalid, or the cluster cannot be used.</summary>
+    /// <summary>Exit status when the command line, the file or the options are invalid, or the cluster cannot be used.</summary>
     public const int UsageError = 2;
 
     /// <summary>Exit status when the run was interrupted (Ctrl-C).</summary>
     public const int Interrupted = 130;
 
+    private const string FileArgument = "FILE";
+    private const string PlainFlag = "--plain";
+
     /// <summary>The <c>run</c> command.</summary>
-    /// <returns>The command.</returns>
     public static Command Create()
     {
-        var file = new Argument<string>("FILE") { Description = "A YAML or JSON jobs file ('hybridbatch example' prints one)." };
-        var plain = new Option<bool>("--plain") { Description = "Write plain progress lines even on a terminal (the default when output is redirected)." };
-        var command = new Command(
-            "run",
-            "Run the jobs listed in FILE on Kubernetes, show live progress and a summary; exit 1 if any job failed, 130 if interrupted (unfinished jobs are killed).")
+        var description = "Run the jobs listed in FILE on Kubernetes, show live progress and a summary; exit 1 if any job failed, 130 if " +
+            "interrupted (unfinished jobs are killed), 2 if the file, the options or the cluster cannot be used. With no kubeconfig, it " +
+            "starts the embedded local cluster. " + BatchSystemFlags.Precedence;
+        var command = new Command("run", description)
         {
-            file,
-            plain,
+            new Argument<string>(FileArgument) { Description = "A YAML or JSON jobs file ('hybridbatch example' prints one)." },
+            new Option<bool>(PlainFlag)
+            {
+                Description = "Write plain progress lines, not a live display. Default: false, plain only when output is redirected.",
+            },
         };
-        CommonOptions.AddTo(command);
+        BatchSystemFlags.AddTo(command);
         command.SetAction((parse, cancellationToken) =>
         {
             var console = AnsiConsole.Console;
-            var interactive = !parse.GetValue(plain) && !Console.IsOutputRedirected && console.Profile.Capabilities.Interactive;
+            var interactive = !parse.GetValue<bool>(PlainFlag) && !Console.IsOutputRedirected && console.Profile.Capabilities.Interactive;
             if (Console.IsOutputRedirected)
             {
                 // A log or CI: long lines stay whole instead of wrapping at 80 columns.
                 console.Profile.Width = 240;
             }
 
-            return ExecuteAsync(parse.GetValue(file)!, [.. parse.Tokens.Select(t => t.Value)], console, interactive, cancellationToken);
+            return ExecuteAsync(parse, console, interactive, cancellationToken);
         });
         return command;
     }
 
-    /// <summary>Runs a jobs file.</summary>
-    /// <param name="path">The jobs file.</param>
-    /// <param name="args">The command line (batch-system flags are read from it).</param>
+    /// <summary>Runs the jobs file of a parsed <c>run</c> command line.</summary>
+    /// <param name="parse">The command line; the batch system's flags are bound from it over the environment and appsettings.json.</param>
     /// <param name="console">Where progress and the summary go.</param>
     /// <param name="interactive">Whether to draw a live display.</param>
     /// <param name="cancellationToken">Interrupts the run: unfinished jobs are killed.</param>
     /// <returns>The exit status.</returns>
-    public static async Task<int> ExecuteAsync(string path, string[] args, IAnsiConsole console, bool interactive, CancellationToken cancellationToken)
+    public static async Task<int> ExecuteAsync(ParseResult parse, IAnsiConsole console, bool interactive, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(console);
         using var loggerFactory = LoggerFactory.Create(b => b
             .SetMinimumLevel(LogLevel.Warning)
             .AddSimpleConsole(o => o.SingleLine = true)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
         var logger = loggerFactory.CreateLogger("HybridBatch.Run");
+        var path = parse.GetValue<string>(FileArgument)!;
         JobsFile jobs;
         KubernetesBatchSystemOptions options;
         try
         {
             jobs = JobsFile.Load(path);
-            options = CommonOptions.Bind(CommonOptions.Configuration(args), args);
+            options = BatchSystemFlags.Bind(parse, DaemonConfiguration.Build(), Environment.GetEnvironmentVariables());
         }
-        catch (Exception ex) when (ex is JobsFileException or ArgumentException)
+        catch (Exception ex) when (ex is JobsFileException or ArgumentException or InvalidDataException)
         {
             console.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
             return UsageError;
@@ -79,18 +82,18 @@ public static partial class RunCommand
 
         if (jobs.ResourceOverhead is { } overhead)
         {
-            options.ResourceOverhead = overhead;
+            options = options with { ResourceOverhead = overhead };
         }
 
         var total = jobs.Jobs.Sum(j => j.Count);
         console.MarkupLine(Markup.Escape(
-            $"{path}: {total} job(s) from {jobs.Jobs.Count} entr{(jobs.Jobs.Count == 1 ? "y" : "ies")}; resource overhead {ByteSize.Format(options.ResourceOverhead)} per job"));
+            $"{path}: {total} job(s) from {jobs.Jobs.Count} entr{(jobs.Jobs.Count == 1 ? "y" : "ies")}; resource overhead {ByteQuantity.Format(options.ResourceOverhead)} per job"));
         KubernetesBatchSystem system;
         try
         {
             // The local cluster's script says what it does every few seconds (a first start builds Kubernetes for about
             // 10 minutes); its lines go to stderr as they come, beside the log's, so the run is never silent for long.
-            await ClusterConnection.ResolveAsync(options, logger, line => Console.Error.WriteLine("local-cluster " + line), cancellationToken)
+            options = await ClusterConnection.ResolveAsync(options, logger, line => Console.Error.WriteLine("local-cluster " + line), cancellationToken)
                 .ConfigureAwait(false);
             system = await KubernetesBatchSystem.CreateAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
         }

@@ -4,7 +4,7 @@ namespace HybridBatch.Daemon.Tes;
 /// The <c>resources.backend_parameters</c> this service honours. A task that asks for others is refused when it sets
 /// <c>backend_parameters_strict</c>; otherwise they are dropped from the task and named in its system logs.
 /// </summary>
-public static class BackendParameters
+internal static class BackendParameters
 {
     /// <summary>
     /// The keys honoured, as service-info lists them: none. Every Kubernetes-specific knob (node labels, accelerators,
@@ -13,21 +13,15 @@ public static class BackendParameters
     public static IReadOnlyList<string> Supported { get; } = [];
 
     /// <summary>Whether a key is honoured; keys are case-insensitive, as the schema says.</summary>
-    /// <param name="key">The key.</param>
-    /// <returns>True when the key is in <see cref="Supported"/>.</returns>
     public static bool IsSupported(string key) => Supported.Contains(key, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The keys of <paramref name="resources"/> that are not honoured, in the order given.</summary>
-    /// <param name="resources">The task's resources.</param>
-    /// <returns>The unsupported keys.</returns>
     public static IReadOnlyList<string> Unsupported(TesResources? resources) =>
         [.. resources?.BackendParameters?.Keys.Where(key => !IsSupported(key)) ?? []];
 
     /// <summary>
     /// Removes the unsupported keys from a task, since the schema says they are neither stored nor returned.
     /// </summary>
-    /// <param name="task">The accepted task.</param>
-    /// <returns>A system log line for each key removed.</returns>
     public static IReadOnlyList<string> DropUnsupported(TesTask task)
     {
         ArgumentNullException.ThrowIfNull(task);

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using HybridBatch.Daemon.Jobs;
 
 namespace HybridBatch.Daemon.Tes;
 
@@ -9,20 +8,16 @@ namespace HybridBatch.Daemon.Tes;
 /// <param name="From">The first executor.</param>
 /// <param name="To">One past the last executor.</param>
 /// <param name="Image">Their image.</param>
-public sealed record TaskStage(int Index, int From, int To, string Image);
+internal sealed record TaskStage(int Index, int From, int To, string Image);
 
 /// <summary>
 /// Turns a TES task into shell scripts that run its executors in order inside one container, recording each
-/// executor's exit code, times and output in the task's work directory (on the shared host path), and reads them back.
+/// executor's exit code, times and output in the task's work directory (on the shared host path), where
+/// <see cref="TaskWorkspace"/> reads them back.
 /// </summary>
-public static class TaskScript
+internal static class TaskScript
 {
-    /// <summary>How much of an executor's standard output and error the task log keeps (the tail).</summary>
-    public const int LogTailBytes = 10 * 1024;
-
     /// <summary>Splits the executors into stages: consecutive executors with the same image share a pod.</summary>
-    /// <param name="task">The task.</param>
-    /// <returns>The stages, in order.</returns>
     public static IReadOnlyList<TaskStage> Stages(TesTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -41,17 +36,15 @@ public static class TaskScript
         return stages;
     }
 
-    /// <summary>The script of one stage.</summary>
-    /// <param name="task">The task.</param>
-    /// <param name="stage">The stage.</param>
-    /// <param name="last">Whether it is the last stage (which collects the outputs).</param>
-    /// <param name="containerDirectory">The task's work directory as the container sees it.</param>
-    /// <returns>The script, for <c>/bin/sh -c</c>.</returns>
+    /// <summary>
+    /// The script of one stage, for <c>/bin/sh -c</c>; the last stage also collects the outputs.
+    /// <paramref name="containerDirectory"/> is the task's work directory as the container sees it.
+    /// </summary>
     public static string Build(TesTask task, TaskStage stage, bool last, string containerDirectory)
     {
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(stage);
-        var q = JobsFile.ShellQuote;
+        var q = PosixShell.Quote;
         var s = new StringBuilder();
         s.Append("T=").Append(q(containerDirectory)).Append('\n');
         s.Append("mkdir -p \"$T/exec\" \"$T/outputs\"\n");
@@ -129,49 +122,5 @@ public static class TaskScript
 
         s.Append(CultureInfo.InvariantCulture, $"echo '@@hybridbatch stage {stage.Index} done'\n");
         return s.ToString();
-    }
-
-    /// <summary>What one executor left in the work directory; null when it never finished.</summary>
-    /// <param name="hostDirectory">The task's work directory on the host.</param>
-    /// <param name="index">The executor.</param>
-    /// <returns>Its log, or null when it has no exit code.</returns>
-    public static TesExecutorLog? ReadExecutor(string hostDirectory, int index)
-    {
-        var exec = Path.Combine(hostDirectory, "exec");
-        var exitFile = Path.Combine(exec, $"{index}.exit");
-        if (!File.Exists(exitFile)
-            || !int.TryParse(File.ReadAllText(exitFile).Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var exit))
-        {
-            return null;
-        }
-
-        return new TesExecutorLog
-        {
-            ExitCode = exit,
-            StartTime = ReadText(Path.Combine(exec, $"{index}.start")),
-            EndTime = ReadText(Path.Combine(exec, $"{index}.end")),
-            Stdout = Tail(Path.Combine(exec, $"{index}.stdout")) ?? "",
-            Stderr = Tail(Path.Combine(exec, $"{index}.stderr")) ?? "",
-        };
-    }
-
-    private static string? ReadText(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : null;
-
-    /// <summary>The last <see cref="LogTailBytes"/> of a file, as UTF-8; null when it does not exist.</summary>
-    /// <param name="path">The file.</param>
-    /// <returns>The tail.</returns>
-    public static string? Tail(string path)
-    {
-        if (!File.Exists(path))
-        {
-            return null;
-        }
-
-        using var stream = File.OpenRead(path);
-        var length = (int)Math.Min(stream.Length, LogTailBytes);
-        stream.Seek(-length, SeekOrigin.End);
-        var buffer = new byte[length];
-        stream.ReadExactly(buffer);
-        return Encoding.UTF8.GetString(buffer);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 
@@ -9,16 +10,28 @@ namespace HybridBatch.Daemon.Tes;
 /// <param name="Task">The TES task, logs included.</param>
 /// <param name="JobId">The batch job running its current stage, if any.</param>
 /// <param name="Stage">The index of its current stage.</param>
-public sealed record StoredTask(long Sequence, TesTask Task, int? JobId, int Stage);
+internal sealed record StoredTask(long Sequence, TesTask Task, int? JobId, int Stage);
 
-/// <summary>Task records in SQLite, so that tasks survive a restart of the daemon. Thread-safe.</summary>
-public sealed class TaskStore : IDisposable
+/// <summary>A task as a list shows it: its id and state from their columns, its JSON only when asked for.</summary>
+internal sealed record ListedTask(string Id, TesState State, string? Json);
+
+/// <summary>What a list asks for; every part given must match.</summary>
+/// <param name="NamePrefix">Names starting with this.</param>
+/// <param name="State">Tasks in this state.</param>
+/// <param name="Tags">Tasks with these tags; an empty value matches any value.</param>
+internal sealed record TaskFilter(string? NamePrefix, TesState? State, IReadOnlyDictionary<string, string> Tags);
+
+/// <summary>
+/// Task records in SQLite, so that tasks survive a restart of the daemon. Thread-safe: one lock guards the connection,
+/// held only while SQLite runs; rows are turned into tasks after it is released.
+/// </summary>
+internal sealed class TaskStore : IDisposable
 {
+    private const string Columns = "seq, body, job_id, stage";
+
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
 
-    /// <summary>Opens (creating if needed) the database.</summary>
-    /// <param name="path">The database file.</param>
     public TaskStore(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -26,24 +39,10 @@ public sealed class TaskStore : IDisposable
         _connection.Open();
         Execute("PRAGMA journal_mode=WAL;");
         Execute("PRAGMA synchronous=FULL;");
-        Execute("""
-            CREATE TABLE IF NOT EXISTS tasks (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                id TEXT NOT NULL UNIQUE,
-                name TEXT NOT NULL,
-                state TEXT NOT NULL,
-                job_id INTEGER NULL,
-                stage INTEGER NOT NULL DEFAULT 0,
-                body TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            """);
+        TaskStoreSchema.Migrate(_connection, path);
     }
 
     /// <summary>The value stored under a key, storing <paramref name="create"/>'s when there is none.</summary>
-    /// <param name="key">The key.</param>
-    /// <param name="create">Makes the first value.</param>
-    /// <returns>The value.</returns>
     public string GetOrAdd(string key, Func<string> create)
     {
         ArgumentNullException.ThrowIfNull(create);
@@ -62,17 +61,27 @@ public sealed class TaskStore : IDisposable
         }
     }
 
-    /// <summary>Adds a new task.</summary>
-    /// <param name="task">The task, with its id and state set.</param>
+    /// <summary>Adds a new task, with its id and state set; its tags are stored once, as they never change.</summary>
     public void Add(TesTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
+        var body = JsonSerializer.Serialize(task, TesJson.Options);
         lock (_gate)
         {
+            using var transaction = _connection.BeginTransaction();
             using var insert = Command(
-                "INSERT INTO tasks(id, name, state, body) VALUES ($id, $name, $state, $body)",
-                ("$id", task.Id), ("$name", task.Name ?? ""), ("$state", task.State), ("$body", JsonSerializer.Serialize(task, TesJson.Options)));
-            insert.ExecuteNonQuery();
+                "INSERT INTO tasks(id, name, state, terminal, body) VALUES ($id, $name, $state, $terminal, $body) RETURNING seq",
+                ("$id", task.Id), ("$name", task.Name ?? ""), ("$state", TesStates.Name(task.State)), ("$terminal", TesStateMachine.IsTerminal(task.State)), ("$body", body));
+            insert.Transaction = transaction;
+            var seq = (long)insert.ExecuteScalar()!;
+            foreach (var (key, value) in task.Tags ?? [])
+            {
+                using var tag = Command("INSERT INTO task_tags(seq, key, value) VALUES ($seq, $key, $value)", ("$seq", seq), ("$key", key), ("$value", value));
+                tag.Transaction = transaction;
+                tag.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
         }
     }
 
@@ -83,41 +92,23 @@ public sealed class TaskStore : IDisposable
     public void Update(TesTask task, int? jobId, int stage)
     {
         ArgumentNullException.ThrowIfNull(task);
+        var body = JsonSerializer.Serialize(task, TesJson.Options);
         lock (_gate)
         {
             using var update = Command(
-                "UPDATE tasks SET state = $state, job_id = $job, stage = $stage, body = $body WHERE id = $id",
-                ("$id", task.Id), ("$state", task.State), ("$job", jobId), ("$stage", stage), ("$body", JsonSerializer.Serialize(task, TesJson.Options)));
+                "UPDATE tasks SET state = $state, terminal = $terminal, job_id = $job, stage = $stage, body = $body WHERE id = $id",
+                ("$id", task.Id), ("$state", TesStates.Name(task.State)), ("$terminal", TesStateMachine.IsTerminal(task.State)),
+                ("$job", jobId), ("$stage", stage), ("$body", body));
             update.ExecuteNonQuery();
         }
     }
 
-    /// <summary>A task by id.</summary>
-    /// <param name="id">The id.</param>
-    /// <returns>The task, or null.</returns>
-    public StoredTask? Get(string id)
-    {
-        lock (_gate)
-        {
-            using var select = Command("SELECT seq, body, job_id, stage FROM tasks WHERE id = $id", ("$id", id));
-            return Read(select).FirstOrDefault();
-        }
-    }
+    public StoredTask? Get(string id) => Tasks($"SELECT {Columns} FROM tasks WHERE id = $id", ("$id", id)).FirstOrDefault();
 
     /// <summary>Tasks not yet in a final state, in creation order.</summary>
-    /// <returns>The tasks.</returns>
-    public IReadOnlyList<StoredTask> Unfinished()
-    {
-        lock (_gate)
-        {
-            using var select = Command(
-                "SELECT seq, body, job_id, stage FROM tasks WHERE state NOT IN ('COMPLETE','EXECUTOR_ERROR','SYSTEM_ERROR','CANCELED','PREEMPTED') ORDER BY seq");
-            return Read(select);
-        }
-    }
+    public IReadOnlyList<StoredTask> Unfinished() => Tasks($"SELECT {Columns} FROM tasks WHERE terminal = 0 ORDER BY seq");
 
-    /// <summary>Counts tasks by state.</summary>
-    /// <returns>State to count.</returns>
+    /// <summary>The number of tasks in each state, by the state's name.</summary>
     public IReadOnlyDictionary<string, long> CountByState()
     {
         lock (_gate)
@@ -134,76 +125,76 @@ public sealed class TaskStore : IDisposable
         }
     }
 
-    /// <summary>A page of tasks in creation order, after a position.</summary>
+    /// <summary>A page of the tasks that match, in creation order, after a position; filtered and cut in the query.</summary>
     /// <param name="after">The sequence number the previous page ended at; 0 for the first page.</param>
-    /// <param name="namePrefix">Only names starting with this, when given.</param>
-    /// <param name="state">Only this state, when given.</param>
-    /// <param name="tags">Only tasks with these tags (an empty value matches any value).</param>
+    /// <param name="filter">What the tasks must match.</param>
     /// <param name="pageSize">At most this many.</param>
-    /// <returns>The tasks, and the sequence number of the last one when more may follow.</returns>
-    public (IReadOnlyList<StoredTask> Tasks, long? Next) List(long after, string? namePrefix, string? state, IReadOnlyDictionary<string, string> tags, int pageSize)
+    /// <param name="withJson">Whether each task's JSON is needed (views other than MINIMAL).</param>
+    /// <returns>The tasks, and the sequence number of the last one when more follow.</returns>
+    public (IReadOnlyList<ListedTask> Tasks, long? Next) List(long after, TaskFilter filter, int pageSize, bool withJson)
     {
-        ArgumentNullException.ThrowIfNull(tags);
+        ArgumentNullException.ThrowIfNull(filter);
+        var sql = new StringBuilder(withJson ? "SELECT seq, id, state, body" : "SELECT seq, id, state, NULL").Append(" FROM tasks WHERE seq > $after");
+        var parameters = new List<(string, object?)> { ("$after", after), ("$limit", pageSize + 1) };
+        if (!string.IsNullOrEmpty(filter.NamePrefix))
+        {
+            sql.Append(" AND substr(name, 1, length($prefix)) = $prefix");
+            parameters.Add(("$prefix", filter.NamePrefix));
+        }
+
+        if (filter.State is { } state)
+        {
+            sql.Append(" AND state = $state");
+            parameters.Add(("$state", TesStates.Name(state)));
+        }
+
+        // Each tag through the index on (key, value): a rare tag reads its few tasks, not every task before them.
+        foreach (var (i, (key, value)) in filter.Tags.Index())
+        {
+            sql.Append(CultureInfo.InvariantCulture, $" AND seq IN (SELECT seq FROM task_tags WHERE key = $key{i}");
+            parameters.Add(($"$key{i}", key));
+            if (value.Length > 0)
+            {
+                sql.Append(CultureInfo.InvariantCulture, $" AND value = $value{i}");
+                parameters.Add(($"$value{i}", value));
+            }
+
+            sql.Append(')');
+        }
+
+        sql.Append(" ORDER BY seq LIMIT $limit");
+        var rows = new List<(long Sequence, ListedTask Task)>();
         lock (_gate)
         {
-            var sql = "SELECT seq, body, job_id, stage FROM tasks WHERE seq > $after";
-            var parameters = new List<(string, object?)> { ("$after", after) };
-            if (!string.IsNullOrEmpty(namePrefix))
-            {
-                sql += " AND substr(name, 1, length($prefix)) = $prefix";
-                parameters.Add(("$prefix", namePrefix));
-            }
-
-            if (!string.IsNullOrEmpty(state))
-            {
-                sql += " AND state = $state";
-                parameters.Add(("$state", state));
-            }
-
-            sql += " ORDER BY seq";
-            using var select = Command(sql, [.. parameters]);
+            using var select = Command(sql.ToString(), [.. parameters]);
             using var reader = select.ExecuteReader();
-            var page = new List<StoredTask>();
             while (reader.Read())
             {
-                var stored = ReadRow(reader);
-                if (!Matches(stored.Task.Tags, tags))
-                {
-                    continue;
-                }
-
-                if (page.Count == pageSize)
-                {
-                    return (page, page[^1].Sequence);
-                }
-
-                page.Add(stored);
+                TesStates.TryParse(reader.GetString(2), out var rowState);
+                rows.Add((reader.GetInt64(0), new ListedTask(reader.GetString(1), rowState, reader.IsDBNull(3) ? null : reader.GetString(3))));
             }
-
-            return (page, null);
         }
+
+        return rows.Count > pageSize
+            ? ([.. rows.Take(pageSize).Select(r => r.Task)], rows[pageSize - 1].Sequence)
+            : ([.. rows.Select(r => r.Task)], null);
     }
 
-    private static bool Matches(Dictionary<string, string>? taskTags, IReadOnlyDictionary<string, string> filter) =>
-        filter.All(f => taskTags is not null && taskTags.TryGetValue(f.Key, out var value) && (f.Value.Length == 0 || value == f.Value));
-
-    private List<StoredTask> Read(SqliteCommand command)
+    private List<StoredTask> Tasks(string sql, params (string Name, object? Value)[] parameters)
     {
-        using var reader = command.ExecuteReader();
-        var result = new List<StoredTask>();
-        while (reader.Read())
+        var rows = new List<(long Sequence, string Body, int? JobId, int Stage)>();
+        lock (_gate)
         {
-            result.Add(ReadRow(reader));
+            using var select = Command(sql, parameters);
+            using var reader = select.ExecuteReader();
+            while (reader.Read())
+            {
+                rows.Add((reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetInt32(2), reader.GetInt32(3)));
+            }
         }
 
-        return result;
+        return [.. rows.Select(r => new StoredTask(r.Sequence, JsonSerializer.Deserialize<TesTask>(r.Body, TesJson.Options)!, r.JobId, r.Stage))];
     }
-
-    private static StoredTask ReadRow(SqliteDataReader reader) => new(
-        reader.GetInt64(0),
-        JsonSerializer.Deserialize<TesTask>(reader.GetString(1), TesJson.Options)!,
-        reader.IsDBNull(2) ? null : reader.GetInt32(2),
-        reader.GetInt32(3));
 
     private void Execute(string sql)
     {
@@ -223,11 +214,8 @@ public sealed class TaskStore : IDisposable
         return command;
     }
 
-    /// <summary>Closes the database.</summary>
     public void Dispose() => _connection.Dispose();
 
     /// <summary>Formats a page position as a page token.</summary>
-    /// <param name="sequence">The position.</param>
-    /// <returns>The token.</returns>
     public static string Token(long sequence) => sequence.ToString(CultureInfo.InvariantCulture);
 }

@@ -11,18 +11,27 @@ using Microsoft.Extensions.Options;
 
 namespace HybridBatch.Daemon.Tes;
 
-/// <summary>The GA4GH TES 1.1 endpoints under <c>/ga4gh/tes/v1</c>.</summary>
-public static class TesApi
+/// <summary>How much of a task a response shows.</summary>
+internal enum TesView
 {
-    /// <summary>Where the API lives.</summary>
+    /// <summary>Its id and state.</summary>
+    Minimal,
+
+    /// <summary>All but the executors' output, the inputs' content and the system logs.</summary>
+    Basic,
+
+    /// <summary>All of it.</summary>
+    Full,
+}
+
+/// <summary>The GA4GH TES 1.1 endpoints under <c>/ga4gh/tes/v1</c>.</summary>
+internal static class TesApi
+{
     public const string BasePath = "/ga4gh/tes/v1";
 
     /// <summary>The largest page a list may ask for, as the schema says (less than 2048).</summary>
     public const int MaxPageSize = 2047;
 
-    /// <summary>Maps the endpoints.</summary>
-    /// <param name="app">The application.</param>
-    /// <returns>The route group.</returns>
     public static RouteGroupBuilder MapTes(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -59,10 +68,6 @@ public static class TesApi
     }
 
     /// <summary>A TES-style error: <c>{"msg": ..., "status_code": ..., "field": ...}</c>.</summary>
-    /// <param name="status">The HTTP status.</param>
-    /// <param name="field">The field at fault.</param>
-    /// <param name="message">What is wrong.</param>
-    /// <returns>The result.</returns>
     public static IResult Error(int status, string? field, string message) =>
         Results.Json(
             new JsonObject { ["msg"] = message, ["status_code"] = status, ["field"] = field },
@@ -140,10 +145,16 @@ public static class TesApi
         }
 
         var query = request.Query;
-        string? state = query["state"];
-        if (!string.IsNullOrEmpty(state) && !TesState.All.Contains(state))
+        string? stateName = query["state"];
+        TesState? state = null;
+        if (!string.IsNullOrEmpty(stateName))
         {
-            return Error(StatusCodes.Status400BadRequest, "state", $"state: '{state}' is not a TES state ({string.Join(", ", TesState.All)})");
+            if (!TesStates.TryParse(stateName, out var parsed))
+            {
+                return Error(StatusCodes.Status400BadRequest, "state", $"state: '{stateName}' is not a TES state ({string.Join(", ", TesStates.All)})");
+            }
+
+            state = parsed;
         }
 
         var pageSize = options.Value.DefaultPageSize;
@@ -177,8 +188,9 @@ public static class TesApi
             tags[keys[i] ?? ""] = i < values.Count ? values[i] ?? "" : "";
         }
 
-        var (tasks, next) = store.List(after, query["name_prefix"], state, tags, pageSize);
-        var response = new JsonObject { ["tasks"] = new JsonArray([.. tasks.Select(t => (JsonNode?)Shape(t.Task, view))]) };
+        var filter = new TaskFilter(query["name_prefix"], state, tags);
+        var (tasks, next) = store.List(after, filter, pageSize, withJson: view != TesView.Minimal);
+        var response = new JsonObject { ["tasks"] = new JsonArray([.. tasks.Select(t => (JsonNode?)Shape(t, view))]) };
         if (next is { } n)
         {
             response["next_page_token"] = TaskStore.Token(n);
@@ -187,36 +199,45 @@ public static class TesApi
         return Results.Json(response, TesJson.Options);
     }
 
-    private static string? View(HttpRequest request)
+    private static TesView? View(HttpRequest request)
     {
         string? view = request.Query["view"];
-        return string.IsNullOrEmpty(view) ? "MINIMAL" : view is "MINIMAL" or "BASIC" or "FULL" ? view : null;
+        return view switch
+        {
+            null or "" or "MINIMAL" => TesView.Minimal,
+            "BASIC" => TesView.Basic,
+            "FULL" => TesView.Full,
+            _ => null,
+        };
     }
 
     private static IResult BadView(HttpRequest request) =>
         Error(StatusCodes.Status400BadRequest, "view", $"view: '{request.Query["view"]}' is not MINIMAL, BASIC or FULL");
 
-    /// <summary>The task as a view shows it: MINIMAL (id and state), BASIC (no logs' output, input content or system logs), FULL.</summary>
-    /// <param name="task">The task.</param>
-    /// <param name="view">The view.</param>
-    /// <returns>The JSON.</returns>
-    public static JsonObject Shape(TesTask task, string view)
+    /// <summary>A task as a view shows it.</summary>
+    public static JsonObject Shape(TesTask task, TesView view)
     {
         ArgumentNullException.ThrowIfNull(task);
-        if (view == "MINIMAL")
-        {
-            return new JsonObject { ["id"] = task.Id, ["state"] = task.State };
-        }
+        return view == TesView.Minimal ? Minimal(task.Id, task.State) : Detail(JsonSerializer.SerializeToNode(task, TesJson.Options)!.AsObject(), view);
+    }
 
-        var node = JsonSerializer.SerializeToNode(task, TesJson.Options)!.AsObject();
-        if (view == "BASIC")
+    // A listed task: MINIMAL from its columns, the other views from its stored JSON, which is the task as serialized.
+    private static JsonObject Shape(ListedTask task, TesView view) =>
+        view == TesView.Minimal ? Minimal(task.Id, task.State) : Detail(JsonNode.Parse(task.Json!)!.AsObject(), view);
+
+    private static JsonObject Minimal(string? id, TesState state) => new() { ["id"] = id, ["state"] = TesStates.Name(state) };
+
+    // BASIC leaves out the executors' output, the inputs' content and the system logs; FULL is all of it.
+    private static JsonObject Detail(JsonObject task, TesView view)
+    {
+        if (view == TesView.Basic)
         {
-            foreach (var input in node["inputs"]?.AsArray() ?? [])
+            foreach (var input in task["inputs"]?.AsArray() ?? [])
             {
                 input?.AsObject().Remove("content");
             }
 
-            foreach (var log in node["logs"]?.AsArray() ?? [])
+            foreach (var log in task["logs"]?.AsArray() ?? [])
             {
                 log?.AsObject().Remove("system_logs");
                 foreach (var executor in log?["logs"]?.AsArray() ?? [])
@@ -227,6 +248,6 @@ public static class TesApi
             }
         }
 
-        return node;
+        return task;
     }
 }

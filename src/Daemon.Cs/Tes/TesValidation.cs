@@ -4,23 +4,19 @@ using System.Text.RegularExpressions;
 namespace HybridBatch.Daemon.Tes;
 
 /// <summary>A request that is not valid TES; the message names the field.</summary>
-/// <param name="field">The field, as a JSON path such as <c>executors[0].image</c>.</param>
-/// <param name="message">What is wrong and how to fix it.</param>
-public sealed class TesValidationException(string field, string message) : Exception(message)
+internal sealed class TesValidationException(string field, string message) : Exception(message)
 {
-    /// <summary>The bad field.</summary>
+    /// <summary>The bad field, as a JSON path such as <c>executors[0].image</c>.</summary>
     public string Field { get; } = field;
 }
 
 /// <summary>Checks that a create request is valid TES 1.1.</summary>
-public static partial class TesValidation
+internal static partial class TesValidation
 {
     [GeneratedRegex("^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
     private static partial Regex EnvironmentName();
 
     /// <summary>Reads a create request.</summary>
-    /// <param name="body">The request body.</param>
-    /// <returns>The task.</returns>
     /// <exception cref="TesValidationException">The body is not a valid task.</exception>
     public static TesTask Parse(string body)
     {
@@ -61,7 +57,6 @@ public static partial class TesValidation
     private static string FirstSentence(string message) => message.Split(". ", 2)[0];
 
     /// <summary>Checks a task.</summary>
-    /// <param name="task">The task.</param>
     /// <exception cref="TesValidationException">A field is invalid.</exception>
     public static void Validate(TesTask task)
     {

@@ -5,15 +5,16 @@ namespace HybridBatch.Resilience;
 
 /// <summary>
 /// How every Kubernetes API call is made resilient: a client-side rate limit, a per-request timeout and retries
-/// within a time budget, with delays from the core's back-off schedule.
+/// within a time budget, with delays from the core's back-off schedule. A batch system's come from the configuration
+/// section <c>HybridBatch:Resilience</c> (durations written as <c>00:00:30</c>).
 /// </summary>
 public sealed record KubernetesResilienceOptions
 {
-    /// <summary>Sustained requests per second this client sends to the API server; 0 turns the limit off.</summary>
-    public double Qps { get; init; } = 20;
+    /// <summary>Sustained requests per second this client sends to the API server; 0 turns the limit off; default 200.</summary>
+    public double Qps { get; init; } = 200;
 
-    /// <summary>How many requests may be sent at once above the sustained rate (the token bucket's size).</summary>
-    public int Burst { get; init; } = 40;
+    /// <summary>How many requests may be sent at once above the sustained rate (the token bucket's size); default 400.</summary>
+    public int Burst { get; init; } = 400;
 
     /// <summary>How many requests may wait for the rate limiter before further ones are rejected.</summary>
     public int MaxQueuedRequests { get; init; } = 10_000;

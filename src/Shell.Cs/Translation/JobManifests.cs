@@ -127,7 +127,7 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
             Spec = new V1JobSpec
             {
                 BackoffLimit = 0,
-                TtlSecondsAfterFinished = options.FinishedJobTtl,
+                TtlSecondsAfterFinished = (int)options.FinishedJobTtl.TotalSeconds,
                 Template = new V1PodTemplateSpec
                 {
                     Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>(labels), Annotations = new Dictionary<string, string>(annotations) },

@@ -155,39 +155,35 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
     }
 
     /// <summary>Bad options: the row's name, the change, the words the problem must contain.</summary>
-    public static TheoryData<string, Action<KubernetesBatchSystemOptions>, string[]> BadOptions() => new()
+    public static TheoryData<string, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>, string[]> BadOptions() => new()
     {
-        { "NaN pod timeout", o => o.PodTimeout = double.NaN, ["pod timeout", "--kubernetesPodTimeout"] },
-        { "negative pod timeout", o => o.PodTimeout = -1, ["pod timeout", "--kubernetesPodTimeout"] },
-        { "zero maxJobs", o => o.MaxJobs = 0, ["--maxJobs", "at least 1"] },
-        { "NaN maxCores", o => o.MaxCores = double.NaN, ["--maxCores", "positive"] },
-        { "infinite maxCores", o => o.MaxCores = double.PositiveInfinity, ["--maxCores", "positive"] },
-        { "zero maxMemory", o => o.MaxMemory = 0, ["--maxMemory", "positive"] },
-        { "negative maxDisk", o => o.MaxDisk = -1, ["--maxDisk", "positive"] },
-        { "negative overhead", o => o.ResourceOverhead = -1, ["overhead", "zero or more"] },
-        { "empty image", o => o.Image = " ", ["image", "busybox"] },
-        { "run id that is not a label", o => o.RunId = "Not A Label!", ["run id", "Not A Label!"] },
-        { "run id of 64 characters", o => o.RunId = new string('r', 64), ["run id"] },
-        { "relative host path", o => o.HostPath = "tmp/x", ["host path", "'/'"] },
-        { "relative work directory", o => o.WorkDir = "work", ["work directory", "'/'"] },
-        { "work directory where TMPDIR's scratch volume is", o => o.WorkDir = "/var/tmp/", ["work directory", "/var/tmp"] },
-        { "negative finished-job TTL", o => o.FinishedJobTtl = -1, ["TTL", "zero or more"] },
-        { "no creates in flight", o => o.MaxCreatesInFlight = 0, ["creates in flight", "at least 1"] },
-        { "missing security context file", o => o.SecurityContext = "/nonexistent/sc.yaml", ["/nonexistent/sc.yaml", "YAML"] },
-        { "namespace that is not a DNS label", o => o.Namespace = "Bad_Namespace", ["Bad_Namespace", "namespace"] },
-        { "negative user id", o => o.RunAsUser = -5, ["user id", "-5"] },
+        { "zero pod timeout", o => o with { PodTimeout = TimeSpan.Zero }, ["pod timeout", "--kubernetesPodTimeout"] },
+        { "negative pod timeout", o => o with { PodTimeout = TimeSpan.FromSeconds(-1) }, ["pod timeout", "--kubernetesPodTimeout"] },
+        { "zero maxJobs", o => o with { MaxJobs = 0 }, ["--maxJobs", "at least 1"] },
+        { "NaN maxCores", o => o with { MaxCores = double.NaN }, ["--maxCores", "positive"] },
+        { "infinite maxCores", o => o with { MaxCores = double.PositiveInfinity }, ["--maxCores", "positive"] },
+        { "zero maxMemory", o => o with { MaxMemory = 0 }, ["--maxMemory", "positive"] },
+        { "negative maxDisk", o => o with { MaxDisk = -1 }, ["--maxDisk", "positive"] },
+        { "negative overhead", o => o with { ResourceOverhead = -1 }, ["overhead", "zero or more"] },
+        { "empty image", o => o with { Image = " " }, ["image", "busybox"] },
+        { "run id that is not a label", o => o with { RunId = "Not A Label!" }, ["run id", "Not A Label!"] },
+        { "run id of 64 characters", o => o with { RunId = new string('r', 64) }, ["run id"] },
+        { "relative host path", o => o with { HostPath = "tmp/x" }, ["host path", "'/'"] },
+        { "relative work directory", o => o with { WorkDir = "work" }, ["work directory", "'/'"] },
+        { "work directory where TMPDIR's scratch volume is", o => o with { WorkDir = "/var/tmp/" }, ["work directory", "/var/tmp"] },
+        { "negative finished-job TTL", o => o with { FinishedJobTtl = TimeSpan.FromSeconds(-1) }, ["TTL", "zero or more"] },
+        { "no creates in flight", o => o with { MaxCreatesInFlight = 0 }, ["creates in flight", "at least 1"] },
+        { "missing security context file", o => o with { SecurityContext = "/nonexistent/sc.yaml" }, ["/nonexistent/sc.yaml", "YAML"] },
+        { "namespace that is not a DNS label", o => o with { Namespace = "Bad_Namespace" }, ["Bad_Namespace", "namespace"] },
+        { "negative user id", o => o with { RunAsUser = -5 }, ["user id", "-5"] },
     };
 
     [Theory]
     [MemberData(nameof(BadOptions))]
-    public async Task Invalid_options_are_refused_before_anything_is_created(string row, Action<KubernetesBatchSystemOptions> change, string[] mentions)
+    public async Task Invalid_options_are_refused_before_anything_is_created(string row, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions> change, string[] mentions)
     {
         var runId = "badopt-" + Guid.NewGuid().ToString("N")[..8];
-        var options = Batch.Options(cluster, o =>
-        {
-            o.RunId = runId;
-            change(o);
-        });
+        var options = Batch.Options(cluster, o => change(o with { RunId = runId }));
         var problems = options.Validate();
         output.WriteLine($"[{row}] Validate: {string.Join(" | ", problems)}");
         Assert.NotEmpty(problems);
@@ -207,6 +203,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
     [InlineData(new[] { "--maxJobs=1.5" }, "--maxJobs", "1.5")]
     [InlineData(new[] { "--maxMemory", "10G" }, "--maxMemory", "10G")]
     [InlineData(new[] { "--kubernetesPodTimeout", "soon" }, "--kubernetesPodTimeout", "soon")]
+    [InlineData(new[] { "--kubernetesPodTimeout=NaN" }, "--kubernetesPodTimeout", "NaN")]
     [InlineData(new[] { "--kubernetesPrivileged", "maybe" }, "--kubernetesPrivileged", "maybe")]
     public void Malformed_flags_name_the_flag_and_the_value(string[] args, string flag, string value)
     {
@@ -233,7 +230,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
     {
         var runId = "badcfg-" + Guid.NewGuid().ToString("N")[..8];
         var missing = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => (o.Kubeconfig, o.RunId) = ("/nonexistent/kubeconfig", runId))));
+            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { Kubeconfig = "/nonexistent/kubeconfig", RunId = runId })));
         output.WriteLine($"[missing kubeconfig] {missing.Message}");
         Assert.Contains("/nonexistent/kubeconfig", missing.Message);
         Assert.Contains("does not exist", missing.Message);
@@ -241,14 +238,14 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         var garbage = Path.GetTempFileName();
         await File.WriteAllTextAsync(garbage, "this: [is not a kubeconfig");
         var bad = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => (o.Kubeconfig, o.RunId) = (garbage, runId))));
+            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { Kubeconfig = garbage, RunId = runId })));
         output.WriteLine($"[garbage kubeconfig] {bad.Message}");
         Assert.Contains(garbage, bad.Message);
         Assert.Contains("cannot be used", bad.Message);
         File.Delete(garbage);
 
         var context = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => (o.Context, o.RunId) = ("no-such-context", runId))));
+            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { Context = "no-such-context", RunId = runId })));
         output.WriteLine($"[unknown context] {context.Message}");
         Assert.Contains("no-such-context", context.Message);
 
@@ -261,10 +258,11 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         var runId = "unreach-" + Guid.NewGuid().ToString("N")[..8];
         var unreachable = await KubeconfigAsync(c => System.Text.RegularExpressions.Regex.Replace(c, @"server: \S+", "server: https://127.0.0.1:1"));
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o =>
+            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with
             {
-                (o.Kubeconfig, o.RunId) = (unreachable, runId);
-                o.Resilience = o.Resilience with { RetryBudget = TimeSpan.FromSeconds(3) };
+                Kubeconfig = unreachable,
+                RunId = runId,
+                Resilience = o.Resilience with { RetryBudget = TimeSpan.FromSeconds(3) },
             })));
         output.WriteLine($"[unreachable] {error.Message}");
         Assert.Contains("127.0.0.1:1", error.Message);
@@ -278,7 +276,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         var runId = "badtoken-" + Guid.NewGuid().ToString("N")[..8];
         var bogus = await KubeconfigAsync(c => System.Text.RegularExpressions.Regex.Replace(c, @"token: \S+", "token: bogus-token-for-a-test"));
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => (o.Kubeconfig, o.RunId) = (bogus, runId)), Batch.Logging(output)));
+            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { Kubeconfig = bogus, RunId = runId }), Batch.Logging(output)));
         output.WriteLine($"[bogus token] {error.Message}");
         Assert.Contains("401", error.Message);
         Assert.Contains("refresh the kubeconfig", error.Message);
@@ -292,7 +290,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
     {
         var runId = "forbid-" + Guid.NewGuid().ToString("N")[..8];
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => (o.Namespace, o.RunId) = (cluster.OtherNamespace, runId)), Batch.Logging(output)));
+            KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { Namespace = cluster.OtherNamespace, RunId = runId }), Batch.Logging(output)));
         output.WriteLine($"[forbidden namespace] {error.Message}");
         Assert.Contains("403", error.Message);
         Assert.Contains(cluster.OtherNamespace, error.Message);
@@ -311,7 +309,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
             var token = await Admin.ServiceAccountTokenAsync(admin, cluster.Namespace, name);
             var kubeconfig = await KubeconfigAsync(c => System.Text.RegularExpressions.Regex.Replace(c, @"token: \S+", "token: " + token));
             var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-                KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => (o.Kubeconfig, o.RunId) = (kubeconfig, runId)), Batch.Logging(output)));
+                KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { Kubeconfig = kubeconfig, RunId = runId }), Batch.Logging(output)));
             output.WriteLine($"[service account without a role] {error.Message}");
             Assert.Contains("403", error.Message);
             Assert.Contains("list", error.Message);

@@ -18,7 +18,7 @@ internal static class Batch
         new(name, cores, memory, disk);
 
     /// <summary>Options for the cluster under test, with Toil's test maxima (2 cores, 1e9 bytes, 2001 bytes of disk).</summary>
-    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Action<KubernetesBatchSystemOptions>? change = null)
+    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null)
     {
         var options = new KubernetesBatchSystemOptions
         {
@@ -30,8 +30,7 @@ internal static class Batch
             // The small local node: Toil's 512 MiB overhead per pod would let only a few test pods fit at once.
             ResourceOverhead = 16L * 1024 * 1024,
         };
-        change?.Invoke(options);
-        return options;
+        return change is null ? options : change(options);
     }
 
     /// <summary>A logger factory that writes to the test's output.</summary>

@@ -8,14 +8,14 @@ namespace HybridBatch.Integration.BatchSystem;
 /// <summary>What HybridBatch promises beyond Toil's tests: exit reasons, stuck pods, lost jobs, queueing, scale, re-attaching.</summary>
 public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
-    private async Task<KubernetesBatchSystem> StartAsync(Action<KubernetesBatchSystemOptions>? change = null) =>
+    private async Task<KubernetesBatchSystem> StartAsync(Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null) =>
         await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
 
     /// <summary>A batch system that accepts jobs larger than any node and fails stuck ones after 5 s.</summary>
-    private Task<KubernetesBatchSystem> StartForHugeJobsAsync() => StartAsync(o =>
+    private Task<KubernetesBatchSystem> StartForHugeJobsAsync() => StartAsync(o => o with
     {
-        o.PodTimeout = 5;
-        o.MaxCores = 10_000;
+        PodTimeout = TimeSpan.FromSeconds(5),
+        MaxCores = 10_000,
     });
 
     private static async Task EndAsync(KubernetesBatchSystem system)
@@ -55,11 +55,14 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task A_container_over_its_memory_limit_is_reported_as_MemLimit()
     {
-        var system = await StartAsync(o => o.ResourceOverhead = 0);
+        // No overhead, so 32 MiB is the memory limit; the disk is 16 MiB: with the test job's 1000 bytes and no overhead the
+        // kubelet evicts any pod for its own few KiB of logs and mounts, and the eviction could come before the OOM kill.
+        var system = await StartAsync(o => o with { ResourceOverhead = 0, MaxDisk = 16 * 1024 * 1024 });
         try
         {
             // 32 MiB limit; tail keeps its last lines in memory, and /dev/zero is one endless line.
-            var id = await system.IssueBatchJobAsync("head -c 200000000 /dev/zero | tail >/dev/null", Batch.Job("oom", memory: 32 * 1024 * 1024));
+            var id = await system.IssueBatchJobAsync(
+                "head -c 200000000 /dev/zero | tail >/dev/null", Batch.Job("oom", memory: 32 * 1024 * 1024, disk: 16 * 1024 * 1024));
             var info = await Batch.NextAsync(system);
             Assert.Equal(id, info.JobId);
             Assert.Equal(BatchJobExitReason.MemLimit, info.ExitReason);
@@ -75,7 +78,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task A_missing_image_fails_with_Error_after_the_pod_timeout_naming_the_cause()
     {
-        var system = await StartAsync(o => o.PodTimeout = 5);
+        var system = await StartAsync(o => o with { PodTimeout = TimeSpan.FromSeconds(5) });
         try
         {
             var id = await system.IssueBatchJobAsync("true", Batch.Job("no-image") with { Image = "registry.invalid/hybridbatch/missing:1" });
@@ -185,7 +188,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task A_queued_job_killed_before_launch_is_never_created()
     {
-        var system = await StartAsync(o => o.MaxJobs = 1);
+        var system = await StartAsync(o => o with { MaxJobs = 1 });
         try
         {
             var running = await system.IssueBatchJobAsync("sleep 600", Batch.Job("holder"));
@@ -214,7 +217,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     public async Task An_owner_of_100_characters_works()
     {
         var owner = new string('o', 50) + "." + new string('w', 49);
-        var system = await StartAsync(o => o.Owner = owner);
+        var system = await StartAsync(o => o with { Owner = owner });
         try
         {
             var id = await system.IssueBatchJobAsync("true", Batch.Job());
@@ -231,11 +234,14 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task Five_hundred_jobs_are_each_reported_exactly_once()
     {
-        var system = await StartAsync(o =>
+        var system = await StartAsync(o => o with
         {
-            o.MaxCores = 1000;
-            o.MaxMemory = long.MaxValue / 8;
-            o.MaxJobs = 100;
+            // Up to 100 at once: every other limit above what 500 tiny jobs ask for (Toil's test disk maximum of 2001
+            // bytes would let only two run at a time).
+            MaxCores = 1000,
+            MaxMemory = long.MaxValue / 8,
+            MaxDisk = long.MaxValue / 8,
+            MaxJobs = 100,
         });
         try
         {
@@ -268,7 +274,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     public async Task A_new_batch_system_with_the_same_run_id_reattaches_without_resubmitting()
     {
         var runId = "reattach-" + Guid.NewGuid().ToString("N")[..8];
-        var first = await StartAsync(o => o.RunId = runId);
+        var first = await StartAsync(o => o with { RunId = runId });
         var done = await first.IssueBatchJobAsync("exit 7", Batch.Job("done"));
         var longer = await first.IssueBatchJobAsync("sleep 8", Batch.Job("longer"));
         Assert.True(await Batch.EventuallyAsync(
@@ -278,7 +284,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
             TimeSpan.FromSeconds(120)));
         await first.DisposeAsync();
 
-        var second = await StartAsync(o => o.RunId = runId);
+        var second = await StartAsync(o => o with { RunId = runId });
         try
         {
             Assert.Equal([done, longer], await second.GetIssuedBatchJobIdsAsync());
@@ -303,7 +309,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
     public async Task When_a_nodes_last_job_leaves_the_runs_work_directory_there_is_removed()
     {
         var hostPath = Path.Combine(Path.GetTempPath(), "hybridbatch-hostpath-" + Guid.NewGuid().ToString("N")[..8]);
-        var system = await StartAsync(o => o.HostPath = hostPath);
+        var system = await StartAsync(o => o with { HostPath = hostPath });
         var runDirectory = Path.Combine(hostPath, system.RunId);
         try
         {
@@ -341,13 +347,12 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
         var config = await File.ReadAllTextAsync(cluster.KubeconfigPath);
         var unreachable = Path.GetTempFileName();
         await File.WriteAllTextAsync(unreachable, System.Text.RegularExpressions.Regex.Replace(config, @"server: \S+", "server: https://127.0.0.1:1"));
-        var options = new KubernetesBatchSystemOptions { Kubeconfig = unreachable };
-        options.Resilience = options.Resilience with { RetryBudget = TimeSpan.FromSeconds(3) };
+        var options = new KubernetesBatchSystemOptions { Kubeconfig = unreachable, Resilience = new() { RetryBudget = TimeSpan.FromSeconds(3) } };
         var down = await Assert.ThrowsAsync<InvalidOperationException>(() => KubernetesBatchSystem.CreateAsync(options));
         Assert.Contains("127.0.0.1:1", down.Message);
 
         var invalid = await Assert.ThrowsAsync<ArgumentException>(() =>
-            KubernetesBatchSystem.CreateAsync(new KubernetesBatchSystemOptions { PodTimeout = -1, RunId = "not a label!" }));
+            KubernetesBatchSystem.CreateAsync(new KubernetesBatchSystemOptions { PodTimeout = TimeSpan.FromSeconds(-1), RunId = "not a label!" }));
         Assert.Contains("pod timeout", invalid.Message);
         Assert.Contains("run id", invalid.Message);
     }

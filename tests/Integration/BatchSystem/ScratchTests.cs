@@ -14,7 +14,7 @@ public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper 
     // Toil's test_run_jobs command (mktemp -d), then a file written to and read from the directory it made.
     private const string MakeAndUseTemporaryDirectory = "dir=$(mktemp -d) && echo x > \"$dir/f\" && test -s \"$dir/f\"";
 
-    private async Task<UpdatedBatchJobInfo> RunAsync(string command, JobDescription job, Action<KubernetesBatchSystemOptions>? change = null)
+    private async Task<UpdatedBatchJobInfo> RunAsync(string command, JobDescription job, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null)
     {
         var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
         try
@@ -47,7 +47,7 @@ public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper 
     public async Task A_job_running_as_an_unprivileged_user_can_write_its_temporary_directory()
     {
         var info = await RunAsync(
-            $"[ \"$(id -u)\" = 65534 ] && {MakeAndUseTemporaryDirectory}", Batch.Job("minimal-nobody") with { Image = MinimalImage }, o => o.RunAsUser = 65534);
+            $"[ \"$(id -u)\" = 65534 ] && {MakeAndUseTemporaryDirectory}", Batch.Job("minimal-nobody") with { Image = MinimalImage }, o => o with { RunAsUser = 65534 });
         Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
     }
 }

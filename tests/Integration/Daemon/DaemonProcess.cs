@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using HybridBatch.Daemon.Hosting;
+using HybridBatch.Daemon.Tes;
 using HybridBatch.Integration.Cluster;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
@@ -45,7 +46,7 @@ internal sealed class Daemon : IAsyncDisposable
     {
         var port = FreePort();
         var app = DaemonHost.Build(
-            [.. Arguments(cluster, dataDirectory, port, extra)],
+            ServeCommand.Bind(DaemonCommand.Parse(["serve", .. Arguments(cluster, dataDirectory, port, extra)])),
             b =>
             {
                 b.Logging.ClearProviders();

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using HybridBatch.Daemon.Hosting;
 using HybridBatch.Daemon.Jobs;
 using HybridBatch.Integration.Cluster;
 using Spectre.Console;
@@ -25,7 +26,7 @@ public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelp
             });
             console.Profile.Width = 240;
             string[] args = ["run", file, "--kubeconfig", cluster.KubeconfigPath, "--namespace", cluster.Namespace];
-            var status = await RunCommand.ExecuteAsync(file, args, console, interactive: false, cancellationToken);
+            var status = await RunCommand.ExecuteAsync(DaemonCommand.Parse(args), console, interactive: false, cancellationToken);
             output.WriteLine(writer.ToString());
             return (status, writer.ToString());
         }

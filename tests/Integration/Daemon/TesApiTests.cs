@@ -11,25 +11,9 @@ using Xunit.Abstractions;
 namespace HybridBatch.Integration.Daemon;
 
 /// <summary>The TES 1.1 API of <c>hybridbatch serve</c>, end to end against the cluster.</summary>
-public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IAsyncLifetime
+public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper output)
+    : InProcessDaemonTests(cluster, output, "tes"), IClassFixture<LocalClusterFixture>
 {
-    private readonly string dataDirectory = Directory.CreateTempSubdirectory("hybridbatch-tes-").FullName;
-    private Daemon? daemon;
-
-    private HttpClient Client => daemon!.Client;
-
-    public async Task InitializeAsync() => daemon = await Daemon.StartAsync(cluster, dataDirectory, output);
-
-    public async Task DisposeAsync()
-    {
-        if (daemon is not null)
-        {
-            await daemon.DisposeAsync();
-        }
-
-        Directory.Delete(dataDirectory, recursive: true);
-    }
-
     internal static JsonObject Executor(params string[] command) =>
         new() { ["image"] = "busybox:1.35", ["command"] = new JsonArray([.. command.Select(c => (JsonNode)c)]) };
 
@@ -66,8 +50,8 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
     [Fact]
     public async Task A_task_runs_its_executors_in_order_with_its_inputs_and_delivers_its_outputs()
     {
-        var outputFile = Path.Combine(dataDirectory, "out", "result.txt");
-        var hostInput = Path.Combine(dataDirectory, "in.txt");
+        var outputFile = Path.Combine(DataDirectory, "out", "result.txt");
+        var hostInput = Path.Combine(DataDirectory, "in.txt");
         await File.WriteAllTextAsync(hostInput, "from the host\n");
         var stopwatch = Stopwatch.StartNew();
         var id = await CreateAsync(Client, new JsonObject
@@ -85,7 +69,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         });
 
         var task = await WaitForAsync(Client, id, Terminal);
-        output.WriteLine($"create -> {task["state"]} in {stopwatch.Elapsed.TotalSeconds:0.0}s");
+        Output.WriteLine($"create -> {task["state"]} in {stopwatch.Elapsed.TotalSeconds:0.0}s");
         Assert.Equal("COMPLETE", task["state"]!.GetValue<string>());
         Assert.Empty(TesSchema.Check(task, "tesTask"));
         var logs = task["logs"]![0]!["logs"]!.AsArray();
@@ -131,7 +115,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         // Normally RUNNING within seconds; on a busy shared cluster the pod may still be pending, which cancel must handle too.
         var running = await WaitForAsync(Client, id, s => s is "RUNNING" || Terminal(s), TimeSpan.FromSeconds(120));
         Assert.Contains(running["state"]!.GetValue<string>(), new[] { "RUNNING", "INITIALIZING" });
-        var runId = await daemon!.RunIdAsync();
+        var runId = await RunIdAsync();
 
         using var cancel = await Client.PostAsync($"/ga4gh/tes/v1/tasks/{id}:cancel", null);
         Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
@@ -140,7 +124,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         Assert.Equal("CANCELED", task["state"]!.GetValue<string>());
 
         var gone = await BatchSystem.Batch.EventuallyAsync(
-            async () => (await cluster.Client.CoreV1.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId}")).Items.Count == 0,
+            async () => (await Cluster.Client.CoreV1.ListNamespacedPodAsync(Cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId}")).Items.Count == 0,
             TimeSpan.FromSeconds(150));
         Assert.True(gone, "the canceled task's pod is still there");
         await Task.Delay(2000);
@@ -270,7 +254,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
     public async Task A_configured_token_is_required_and_a_too_large_request_is_refused()
     {
         var secured = Directory.CreateTempSubdirectory("hybridbatch-tes-token-").FullName;
-        await using var withToken = await Daemon.StartAsync(cluster, secured, output, "--token", "s3cret");
+        await using var withToken = await Daemon.StartAsync(Cluster, secured, Output, "--token", "s3cret");
         Assert.Equal(HttpStatusCode.Unauthorized, (await withToken.Client.GetAsync("/ga4gh/tes/v1/tasks")).StatusCode);
         withToken.Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "wrong");
         Assert.Equal(HttpStatusCode.Unauthorized, (await withToken.Client.GetAsync("/ga4gh/tes/v1/tasks")).StatusCode);

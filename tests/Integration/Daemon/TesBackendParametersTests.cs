@@ -10,25 +10,9 @@ namespace HybridBatch.Integration.Daemon;
 /// <c>resources.backend_parameters</c> of the TES API: the daemon supports none, refuses them under
 /// <c>backend_parameters_strict</c> and otherwise runs the task without them, saying so in its system logs.
 /// </summary>
-public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IAsyncLifetime
+public sealed class TesBackendParametersTests(LocalClusterFixture cluster, ITestOutputHelper output)
+    : InProcessDaemonTests(cluster, output, "tes-backend"), IClassFixture<LocalClusterFixture>
 {
-    private readonly string dataDirectory = Directory.CreateTempSubdirectory("hybridbatch-tes-backend-").FullName;
-    private Daemon? daemon;
-
-    private HttpClient Client => daemon!.Client;
-
-    public async Task InitializeAsync() => daemon = await Daemon.StartAsync(cluster, dataDirectory, output);
-
-    public async Task DisposeAsync()
-    {
-        if (daemon is not null)
-        {
-            await daemon.DisposeAsync();
-        }
-
-        Directory.Delete(dataDirectory, recursive: true);
-    }
-
     private static JsonObject NewTask(string name, JsonObject backendParameters, bool? strict)
     {
         var resources = new JsonObject { ["backend_parameters"] = backendParameters };

@@ -70,14 +70,17 @@ internal sealed class FaultRun
     }
 
     /// <summary>Options for a fault run: tiny jobs, many at once, the cluster under test.</summary>
-    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Action<KubernetesBatchSystemOptions>? change = null) =>
+    public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null) =>
         Batch.Options(cluster, o =>
         {
-            o.MaxCores = 1000;
-            o.MaxMemory = long.MaxValue / 8;
-            o.MaxDisk = long.MaxValue / 8;
-            o.MaxJobs = 40;
-            change?.Invoke(o);
+            var options = o with
+            {
+                MaxCores = 1000,
+                MaxMemory = long.MaxValue / 8,
+                MaxDisk = long.MaxValue / 8,
+                MaxJobs = 40,
+            };
+            return change is null ? options : change(options);
         });
 
     /// <summary>Starts a batch system and the collector.</summary>
@@ -192,12 +195,36 @@ internal sealed class FaultRun
     public Task<bool> ReportedAtLeastAsync(int count, TimeSpan timeout) =>
         Batch.EventuallyAsync(() => Task.FromResult(Reported.Count >= count), timeout);
 
-    /// <summary>Waits until every job that was not killed was reported; then a quiet second for duplicates.</summary>
-    public async Task<bool> AllReportedAsync(TimeSpan timeout)
+    /// <summary>
+    /// Waits until every job that was not killed was reported, for as long as results keep coming: it fails when jobs are
+    /// in flight and none was reported for <paramref name="stalled"/>, naming them (a slow machine takes longer; a lost
+    /// job never comes). Then two quiet seconds for duplicates.
+    /// </summary>
+    public async Task AllReportedAsync(TimeSpan stalled)
     {
-        var all = await Batch.EventuallyAsync(() => Task.FromResult(InFlight == 0), timeout);
+        var lastProgress = DateTime.UtcNow;
+        var reported = Reported.Count;
+        while (InFlight > 0)
+        {
+            if (Reported.Count != reported)
+            {
+                (reported, lastProgress) = (Reported.Count, DateTime.UtcNow);
+            }
+            else if (DateTime.UtcNow - lastProgress > stalled)
+            {
+                var done = Reported.Select(r => r.Info.JobId).ToHashSet();
+                var missing = _expected.Keys.Where(id => !_killed.ContainsKey(id) && !done.Contains(id)).Order().ToList();
+                var issued = await System.GetIssuedBatchJobIdsAsync();
+                var running = await System.GetRunningBatchJobIdsAsync();
+                Assert.Fail(
+                    $"{missing.Count} job(s) not reported and no result for {stalled.TotalSeconds:F0} s: {string.Join(", ", missing.Take(20))}"
+                    + $"; of them {missing.Count(issued.Contains)} still issued, {missing.Count(running.ContainsKey)} running");
+            }
+
+            await Task.Delay(250);
+        }
+
         await Task.Delay(TimeSpan.FromSeconds(2));
-        return all;
     }
 
     /// <summary>The first result that came after <paramref name="since"/>, if any.</summary>

@@ -17,7 +17,11 @@ namespace HybridBatch.Integration.Faults;
 [Trait("Category", "Faults")]
 public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper output)
 {
-    private static readonly TimeSpan AllReported = TimeSpan.FromSeconds(240);
+    // Jobs in flight with no result for this long are taken for lost; a slow machine just takes longer overall.
+    private static readonly TimeSpan Stalled = TimeSpan.FromSeconds(120);
+
+    // 36 jobs, the longest 25 s: all of them are done well within this.
+    private static readonly TimeSpan AdoptedReported = TimeSpan.FromSeconds(240);
 
     private void Note(FaultRun run, string what) => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} [t={run.Now}s] {what}");
 
@@ -49,7 +53,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             var cleared = DateTime.UtcNow;
             Note(run, $"faults off after {faults.Injected} injected");
 
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            await run.AllReportedAsync(Stalled);
             Assert.True(faults.Injected > 0);
             run.Check("429 + Retry-After, 500/503, resets after applying, slow answers (handler under the pipeline, 20 s)", inFlight + 20, run.FirstResultAfter(cleared));
         }
@@ -65,7 +69,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
     {
         await using var relay = new TcpRelay(new Uri(cluster.Client.BaseUri.ToString()));
         var kubeconfig = relay.WriteKubeconfig(cluster.KubeconfigPath);
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.Kubeconfig = kubeconfig));
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { Kubeconfig = kubeconfig }));
         try
         {
             await run.IssueAsync(shortJobs: 50, sleepers: 3, longer: 3, longerSeconds: 15);
@@ -88,7 +92,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
                 await Task.Delay(TimeSpan.FromSeconds(4));
             }
 
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            await run.AllReportedAsync(Stalled);
             var recovery = cuts.Select(run.FirstResultAfter).Max();
             run.Check($"watch connections cut mid-stream (TCP relay, 5 cuts 4 s apart, {relay.Cuts} connections reset; 8 jobs issued after each)", inFlight + 40, recovery);
         }
@@ -111,7 +115,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         await using var relay = new TcpRelay(new Uri(cluster.Client.BaseUri.ToString()));
         var kubeconfig = relay.WriteKubeconfig(cluster.KubeconfigPath);
         var expiring = new ExpiringWatchHandler();
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.Kubeconfig = kubeconfig), [expiring]);
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { Kubeconfig = kubeconfig }), [expiring]);
         try
         {
             await run.IssueAsync(shortJobs: 50, sleepers: 3, longer: 3, longerSeconds: 15);
@@ -133,7 +137,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             Note(run, "relay resumed");
             await kill;
 
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            await run.AllReportedAsync(Stalled);
             var relists = run.Log.Count(l => l.Contains("410 Gone", StringComparison.Ordinal));
             Note(run, $"{expiring.Expired} watches answered 410 by the handler; {relists} relists after 410 logged");
             Assert.True(relists >= 1, "the pod watch was not resumed from an expired resource version");
@@ -178,7 +182,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             await more;
             await kill;
 
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            await run.AllReportedAsync(Stalled);
             run.Check($"{component} SIGKILLed, restarted by local-cluster up ({(cleared - killed).TotalSeconds:F0} s down)", inFlight + 10, run.FirstResultAfter(cleared));
         }
         finally
@@ -233,7 +237,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => issuer);
             Note(run, $"{Volatile.Read(ref issued)} jobs issued in all");
 
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            await run.AllReportedAsync(Stalled);
             run.Check(
                 $"kube-apiserver SIGKILLed while a job is issued every 0.25 s ({(back - killed).TotalSeconds:F0} s down, {Volatile.Read(ref issued)} jobs)",
                 Volatile.Read(ref issued),
@@ -259,7 +263,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         await using var fake = await ClusterControl.FakeNode.StartAsync();
         output.WriteLine($"fake always-Ready node {fake.Name} registered");
         // Pods issued while the node is away wait unschedulable; they must not time out before it returns.
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.PodTimeout = 900));
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { PodTimeout = TimeSpan.FromSeconds(900) }));
         var sleepers = new List<int>();
         try
         {
@@ -294,7 +298,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             await ClusterControl.UpAsync(output);
             var cleared = DateTime.UtcNow;
             Note(run, $"kubelet back after {(cleared - killed).TotalSeconds:F1} s");
-            Assert.True(await run.AllReportedAsync(AllReported), "not every job was reported");
+            await run.AllReportedAsync(Stalled);
 
             // The run's killed sleepers are not reported; exactly the other ones are, Lost, once.
             run.Check(
@@ -385,7 +389,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
                 .Count(p => p.Status?.Phase is "Running" or "Pending");
             output.WriteLine($"child killed with SIGKILL: {expected.Count} issued, {reportedByChild.Count} reported by it, {jobsAtKill.Count} Jobs left, {running} pods running");
 
-            var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o.RunId = runId));
+            var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { RunId = runId }));
             second = run.System;
             var reattach = sinceKill.Elapsed;
             var adopted = await run.System.GetIssuedBatchJobIdsAsync();
@@ -400,7 +404,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
                     uids.UnionWith(now.Select(j => j.Metadata.Uid));
                     return run.Reported.Count >= adopted.Count;
                 },
-                AllReported);
+                AdoptedReported);
             await Task.Delay(TimeSpan.FromSeconds(2));
             Assert.True(done, $"only {run.Reported.Count} of {adopted.Count} adopted jobs were reported");
             Assert.Equal(0, newJobs);

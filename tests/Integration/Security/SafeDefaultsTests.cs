@@ -15,7 +15,7 @@ public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHe
     // /proc/self/status inside the container: no effective capability, and no way to gain privileges.
     private const string Unprivileged = "grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/self/status && grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/self/status";
 
-    private async Task<UpdatedBatchJobInfo> RunAsync(string command, Action<KubernetesBatchSystemOptions>? change = null, Action<k8s.Models.V1Job>? inspect = null)
+    private async Task<UpdatedBatchJobInfo> RunAsync(string command, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null, Action<k8s.Models.V1Job>? inspect = null)
     {
         var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
         try
@@ -55,7 +55,7 @@ public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHe
     [Fact]
     public async Task Privileged_loosens_the_container_explicitly()
     {
-        var info = await RunAsync($"! ( {Unprivileged} )", o => o.Privileged = true, job =>
+        var info = await RunAsync($"! ( {Unprivileged} )", o => o with { Privileged = true }, job =>
             Assert.True(job.Spec.Template.Spec.Containers[0].SecurityContext.Privileged));
         Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
     }
@@ -67,7 +67,7 @@ public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHe
         await File.WriteAllTextAsync(file, "runAsUser: 1234\nallowPrivilegeEscalation: true\n");
         try
         {
-            var info = await RunAsync("[ \"$(id -u)\" = 1234 ] && grep -q '^NoNewPrivs:[[:space:]]*0$' /proc/self/status", o => o.SecurityContext = file, job =>
+            var info = await RunAsync("[ \"$(id -u)\" = 1234 ] && grep -q '^NoNewPrivs:[[:space:]]*0$' /proc/self/status", o => o with { SecurityContext = file }, job =>
             {
                 var context = job.Spec.Template.Spec.Containers[0].SecurityContext;
                 Assert.Equal(1234, context.RunAsUser);
