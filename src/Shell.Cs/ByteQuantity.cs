@@ -1,5 +1,4 @@
-using System.Numerics;
-using HybridBatch.Core;
+using HybridBatch.Core.Api;
 
 namespace HybridBatch;
 
@@ -11,8 +10,6 @@ public static class ByteQuantity
 {
     /// <summary>The largest amount accepted, 2^61 - 1 bytes: sums of a job's request and its overhead cannot overflow.</summary>
     public const long MaxBytes = long.MaxValue / 4;
-
-    private static readonly BigInteger NanosPerByte = BigInteger.Pow(10, 9);
 
     /// <summary>Reads an amount of bytes: a whole number, or a number with a Kubernetes suffix.</summary>
     /// <param name="text">The amount, e.g. <c>16Mi</c>; suffixes Ki Mi Gi Ti Pi Ei (powers of 1024) or k M G T P E (powers of 1000).</param>
@@ -27,14 +24,7 @@ public static class ByteQuantity
         }
 
         // The one place the library reads a quantity from text: the core's parser is exact, as a float is not.
-        var parsed = QuantityModule.parseNonNegative(text.Trim());
-        if (parsed.IsError)
-        {
-            return false;
-        }
-
-        var whole = BigInteger.Divide(QuantityModule.nanos(parsed.ResultValue) + NanosPerByte - 1, NanosPerByte);
-        if (whole > MaxBytes)
+        if (Quantities.ParseBytes(text.Trim()) is not { } whole || whole > MaxBytes)
         {
             return false;
         }
@@ -46,5 +36,5 @@ public static class ByteQuantity
     /// <summary>Writes an amount of bytes in Kubernetes' canonical form: <c>512Mi</c>, <c>1536Mi</c>, <c>1k</c>, <c>0</c>.</summary>
     /// <param name="bytes">The amount.</param>
     /// <returns>The text, which <see cref="TryParse"/> reads back as the same amount.</returns>
-    public static string Format(long bytes) => QuantityModule.format(QuantityModule.ofInt64(QuantityFormat.BinarySI, bytes));
+    public static string Format(long bytes) => Quantities.FormatBytes(bytes);
 }
