@@ -147,6 +147,10 @@ type Job =
       pod: string option
       /// When the pod was first seen.
       podSeenAt: Millis option
+      /// Other pods of its Job that exist beside `pod`, as last seen. The Job controller makes a second pod when its
+      /// create call failed after the API server had stored the first (the API server died mid-call, for one); it then
+      /// deletes one of the two itself. Whichever runs the command to its end gives the job's result.
+      surplus: Map<string, PodFacts>
       /// The node its pod was placed on, once seen; it counts towards the node's jobs until it ends.
       node: string option }
 

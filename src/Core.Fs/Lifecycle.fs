@@ -16,6 +16,7 @@ let private newJob (id: JobId) (request: JobRequest) (at: Millis) (phase: Phase)
       phase = phase
       pod = None
       podSeenAt = None
+      surplus = Map.empty
       node = None }
 
 /// Start queued jobs, oldest first, while they fit the pool. Strict order: a large job is not overtaken.
@@ -67,7 +68,7 @@ let private deleteUntracked (model: Model) (id: JobId) =
     | None -> model, []
 
 /// Apply what one pod observation means to the job it names.
-let private observe (model: Model) (pod: PodFacts) (at: Millis) : Model * Effect list =
+let rec private observe (model: Model) (pod: PodFacts) (at: Millis) : Model * Effect list =
     match model.jobs.TryFind pod.job with
     | None -> deleteUntracked model pod.job
     | Some job ->
@@ -79,13 +80,25 @@ let private observe (model: Model) (pod: PodFacts) (at: Millis) : Model * Effect
         | Phase.Created _
         | Phase.Running _ ->
             match ofPod job pod at with
-            | Verdict.Replaced(why, wall) -> lose model job why wall
+            | Verdict.Beside surplus -> store model job { job with surplus = surplus }, []
+            | Verdict.MovesTo other -> moveTo model job other at
             | Verdict.Continues phase -> store model job (place job pod phase at), []
             // The job ends placed on the pod's node: a job whose first observation is its last still ran there.
             | Verdict.Lost(why, wall) -> ends model job (place job pod (seen job at) at) why wall
             | Verdict.Finished(exitStatus, reason, wall, message) ->
                 let placed = place job pod (seen job at) at
                 finish model job placed (result placed exitStatus reason wall message) false
+
+/// The job going on in another pod of its Job, whose facts are then applied: it leaves its node unless that pod is on
+/// the same node.
+and private moveTo (model: Model) (job: Job) (other: PodFacts) (at: Millis) =
+    let moved =
+        { job with
+            pod = None
+            node = (if job.node = other.node then job.node else None)
+            surplus = job.surplus.Remove other.pod }
+
+    observe (store model job moved) other at
 
 /// Apply steps to items in order, the effects of each following those of the one before.
 let private each (apply: Model -> 'T -> Model * Effect list) (model: Model) (items: 'T list) =
@@ -94,27 +107,47 @@ let private each (apply: Model -> 'T -> Model * Effect list) (model: Model) (ite
 
     model, List.concat effects
 
-/// Lose the live jobs that a snapshot proves gone: their pod was seen before the list was requested and is not in it.
+/// Apply a fresh list of the run's pods. A live job whose pod was seen before the list was requested and is not in it
+/// lost that pod while the watch was down: it goes on in a surplus pod that is listed, else it is lost. The losses
+/// come first, as if the list were observed in order, so that what they free is taken by the jobs whose pods are
+/// listed. Surplus pods not listed are gone too.
 let private resync (model: Model) (snapshot: PodFacts list) (listedAt: Millis) (at: Millis) =
-    let model, seen = each (fun m pod -> observe m pod at) model snapshot
-    let present = snapshot |> List.map (fun p -> p.job) |> Set.ofList
+    let listed = snapshot |> List.map (fun p -> p.pod, p) |> Map.ofList
 
-    let gone (job: Job) =
-        not (present.Contains job.id)
-        && match job.phase with
-           | Phase.Created _
-           | Phase.Running _ -> job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
-           | Phase.Queued _
-           | Phase.Creating
-           | Phase.Ended _ -> false
+    let vanished (job: Job) =
+        match job.phase, job.pod with
+        | (Phase.Created _ | Phase.Running _), Some pod ->
+            not (listed.ContainsKey pod) && job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
+        | _ -> false
 
-    let missing = model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter gone |> List.ofSeq
+    let goneOrMoved (m: Model) (job: Job) =
+        let bound = Option.get job.pod
+
+        match job.surplus |> Map.tryFindKey (fun name _ -> listed.ContainsKey name) with
+        // The Job controller deleted the job's pod as the surplus one; the job goes on in the other.
+        | Some name -> moveTo m job listed[name] at
+        | None ->
+            let why =
+                match snapshot |> List.tryFind (fun p -> p.job = job.id) with
+                | Some other -> $"pod {bound} was replaced by {other.pod}: the first pod was evicted or deleted"
+                | None -> "its pod vanished while the watch was down"
+
+            lose m job why (at - startOf job)
 
     let model, lost =
-        missing
-        |> each (fun m job -> lose m job "its pod vanished while the watch was down" (at - startOf job)) model
+        model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter vanished |> List.ofSeq |> each goneOrMoved model
 
-    model, seen @ lost
+    let model =
+        model.jobs
+        |> Seq.map (fun kv -> kv.Value)
+        |> Seq.filter (fun job -> job.surplus |> Map.exists (fun name _ -> not (listed.ContainsKey name)))
+        |> List.ofSeq
+        |> List.fold
+            (fun m job -> store m job { job with surplus = job.surplus |> Map.filter (fun name _ -> listed.ContainsKey name) })
+            model
+
+    let model, seen = each (fun m pod -> observe m pod at) model snapshot
+    model, lost @ seen
 
 /// Fail jobs stuck past the pod timeout, naming why.
 let private expire (model: Model) (at: Millis) =
@@ -188,7 +221,12 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
     | Event.Observed(pod, at) -> observe model pod at
     | Event.Removed(id, pod, at) ->
         match model.jobs.TryFind id with
-        | Some job when isLive job && job.pod = Some pod -> lose model job (deletedEarly pod) (at - startOf job)
+        | Some job when isLive job && job.pod = Some pod ->
+            match Seq.tryHead job.surplus with
+            // The Job controller removed the job's pod as the surplus one: the job goes on in the other.
+            | Some(KeyValue(_, other)) -> moveTo model job other at
+            | None -> lose model job (deletedEarly pod) (at - startOf job)
+        | Some job when isLive job && job.surplus.ContainsKey pod -> store model job { job with surplus = job.surplus.Remove pod }, []
         | _ -> model, []
     | Event.Resynced(snapshot, listedAt, at) -> resync model snapshot listedAt at
     | Event.NodeLost(node, at) ->
@@ -212,14 +250,14 @@ let private empties (after: Model) (node: string option) (found: string list) =
     | Some node when not (after.nodes.ContainsKey node) && not (List.contains node found) -> node :: found
     | _ -> found
 
-/// The nodes job `id` counted on before the step, or landed on during it, that no job counts on after it, added to
-/// `found`.
+/// The nodes job `id` counted on before the step, or landed on during it (its first node, or another pod's when it
+/// moved), that no job counts on after it, added to `found`.
 let private emptiedBy (before: Model) (after: Model) (found: string list) (id: JobId) =
     match before.jobs.TryGetValue id with
     | true, was ->
         let landed =
             match after.jobs.TryGetValue id with
-            | true, is when was.node.IsNone -> is.node
+            | true, is when is.node <> was.node -> is.node
             | _ -> None
 
         found |> empties after (countedOn was) |> empties after landed

@@ -8,9 +8,10 @@ open HybridBatch.Core.JobState
 /// What a pod observation means for a live job whose create call was made.
 [<Struct; RequireQualifiedAccess>]
 type Verdict =
-    /// Another pod than the job's own: the Job controller replaced the first one (evicted or deleted), so the job is
-    /// lost where it stood; the new pod does not place it.
-    | Replaced of replacedWhy: string * replacedWall: Millis
+    /// Another pod of the job's Job beside its own, which goes on: the job's surplus pods are now these.
+    | Beside of surplus: Map<string, PodFacts>
+    /// The job goes on in another pod of its Job: its own went as the surplus one, or the other ran to its end.
+    | MovesTo of other: PodFacts
     /// The pod is evicted, gone with its node, shut down or deleted before its container finished: the job is lost.
     | Lost of lostWhy: string * lostWall: Millis
     /// The container, or the pod, ended: the job finished, failed or ran out of memory.
@@ -93,16 +94,30 @@ let private waiting (phase: Phase) (pod: PodFacts) (at: Millis) =
     | Phase.Created(createdAt, Some _), None -> Phase.Created(createdAt, None)
     | phase, _ -> phase
 
+/// Whether a pod is on its way out without a result of its own: deleted, or ended by the kubelet or the node.
+let private goingAway (pod: PodFacts) =
+    pod.deleting
+    || match pod.reason with
+       | Some("Evicted" | "NodeLost" | "Shutdown" | "Terminated") -> true
+       | _ -> false
+
 /// What one observation of its pod means for a live job whose create call was made (created, running, or being
-/// created), at `at`. Backoff limit 0 and restart policy Never allow exactly one pod, so another pod means the first
-/// was replaced. Otherwise, in order: a pod evicted or gone with its node is lost; a terminated container ends the job
+/// created), at `at`. Backoff limit 0 and restart policy Never allow one pod, but the Job controller makes a second
+/// when its create call failed after the first was stored, and then deletes one of the two. The watch delivers a
+/// pod's deletion before a replacement's creation, so another pod seen while the job is live is such a surplus pod,
+/// kept beside the job's own: the job moves to it when it runs to its end, or when the job's own pod is deleted.
+/// Otherwise, in order: a pod evicted or gone with its node is lost; a terminated container ends the job
 /// (OOMKilled: MemLimit; exit 0: Finished; else Failed); a pod being deleted is lost; a pod that succeeded or failed
 /// without its container saying so ends the job; a running container runs; a waiting one waits, stuck when its
 /// reason may never clear.
 let ofPod (job: Job) (pod: PodFacts) (at: Millis) : Verdict =
     match job.pod with
     | Some bound when bound <> pod.pod ->
-        Verdict.Replaced($"pod {bound} was replaced by {pod.pod}: the first pod was evicted or deleted", at - startOf job)
+        match pod.container with
+        | Container.Terminated _ when not (goingAway pod) -> Verdict.MovesTo pod
+        | _ when goingAway pod -> Verdict.Beside(job.surplus.Remove pod.pod)
+        | _ -> Verdict.Beside(job.surplus.Add(pod.pod, pod))
+    | Some _ when pod.deleting && not job.surplus.IsEmpty -> Verdict.MovesTo (Seq.head job.surplus).Value
     | _ ->
         let phase = seen job at
         let start = started phase job.issuedAt

@@ -20,6 +20,7 @@ let private tracked (phase: Phase) (pod: string option) =
       phase = phase
       pod = pod
       podSeenAt = pod |> Option.map (fun _ -> 3_000L)
+      surplus = Map.empty
       node = pod |> Option.map (fun _ -> "node-a") }
 
 let private created = tracked (Phase.Created(createdAt, None)) (Some "pod-a")
@@ -118,10 +119,22 @@ let table: (string * Job * PodFacts * Verdict) list =
       created,
       { pod PodPhase.Failed (Container.Waiting("ContainerCreating", None)) with message = Some "boom" },
       Verdict.Finished(ExitStatusUnavailable, ExitReason.Failed, at - createdAt, Some "pod failed: boom")
-      "a second pod means the first was replaced: the job is lost",
+      "a second pod of the Job that goes on is kept beside the job's own",
       running,
       { runningSince 9_000L with pod = "pod-b" },
-      Verdict.Replaced("pod pod-a was replaced by pod-b: the first pod was evicted or deleted", at - 4_000L) ]
+      Verdict.Beside(Map.ofList [ "pod-b", { runningSince 9_000L with pod = "pod-b" } ])
+      "a second pod of the Job that runs to its end takes the job",
+      running,
+      { terminated 3 None (Some 4_000L) (Some 8_000L) with pod = "pod-b" },
+      Verdict.MovesTo { terminated 3 None (Some 4_000L) (Some 8_000L) with pod = "pod-b" }
+      "a second pod of the Job being deleted is dropped",
+      { running with surplus = Map.ofList [ "pod-b", { runningSince 9_000L with pod = "pod-b" } ] },
+      { terminated 137 None (Some 4_000L) (Some 8_000L) with pod = "pod-b"; deleting = true },
+      Verdict.Beside Map.empty
+      "the job's own pod deleted beside a second pod of the Job: the job moves to that pod",
+      { running with surplus = Map.ofList [ "pod-b", { runningSince 9_000L with pod = "pod-b" } ] },
+      { terminated 137 None (Some 4_000L) (Some 8_000L) with deleting = true },
+      Verdict.MovesTo { runningSince 9_000L with pod = "pod-b" } ]
 
 [<Xunit.Fact>]
 let ``each pod observation means what the table says`` () =
@@ -155,7 +168,7 @@ let ``an observation does to its job what the verdict says`` () =
 
             let ok =
                 match verdict, ended, job t.after before.id with
-                | (Verdict.Replaced(why, _) | Verdict.Lost(why, _)), Some(result, deleted), _ ->
+                | Verdict.Lost(why, _), Some(result, deleted), _ ->
                     result.reason = ExitReason.Lost && result.message = Some why && deleted
                 | Verdict.Finished(code, reason, wall, message), Some(result, deleted), _ ->
                     (result.exitStatus, result.reason, result.wallTime, result.message, deleted) = (code,
@@ -164,6 +177,9 @@ let ``an observation does to its job what the verdict says`` () =
                                                                                                       message,
                                                                                                       false)
                 | Verdict.Continues phase, None, Some after -> after.phase = phase && after.pod = Some pod.pod
+                | Verdict.Beside surplus, None, Some after ->
+                    after.surplus = surplus && after.pod = before.pod && after.phase = before.phase
+                | Verdict.MovesTo other, _, Some after -> after.pod = Some other.pod
                 | _ -> false
 
             ok |> Prop.label $"{verdict} for job {before.id} in {before.phase}, then {job t.after before.id}")
