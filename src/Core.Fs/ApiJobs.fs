@@ -159,6 +159,17 @@ type Transitions =
         | Effect.CleanupNode node -> handler.CleanupNode node
         | Effect.DeleteAll -> handler.DeleteAll()
 
+    /// The Job name of the job whose pod log an effect reads (an `Ended` effect of a failure), else null: the shell holds
+    /// that job's result back until the read is done, as collecting deletes the Job and its pod.
+    static member ReadsLog(effect: Effect) : string | null =
+        match effect with
+        | Effect.Ended(result, Some _) -> result.backingId
+        | Effect.Ended(_, None)
+        | Effect.Create _
+        | Effect.Delete _
+        | Effect.CleanupNode _
+        | Effect.DeleteAll -> null
+
     /// The id the next issued job gets.
     static member NextId(model: Model) : int = nextId model
 

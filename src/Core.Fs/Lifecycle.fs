@@ -51,7 +51,17 @@ let private finish (model: Model) (job: Job) (last: Job) (result: UpdatedJob) (d
     let model, creates =
         launch (store model job { last with phase = Phase.Ended(result, model.endSeq, deleteNow) })
 
-    let ended = Effect.Ended(result, last.pod) :: creates
+    // Only a failure is explained by the end of its pod's log; the shell reads it before handing the result out.
+    let explaining =
+        match result.reason with
+        | ExitReason.Failed
+        | ExitReason.MemLimit
+        | ExitReason.Error -> last.pod
+        | ExitReason.Finished
+        | ExitReason.Lost
+        | ExitReason.Killed -> None
+
+    let ended = Effect.Ended(result, explaining) :: creates
     model, (if deleteNow then Effect.Delete(job.id, job.request.name) :: ended else ended)
 
 /// End a job as lost (its pod or Job vanished, was evicted, or its node died), as `last` shows it.

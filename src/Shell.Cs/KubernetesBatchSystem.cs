@@ -57,6 +57,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         _runtime = new JobRuntime(
             model,
             time,
+            _failureLogs,
             runtime => new JobEffects(client, @namespace, _manifests, options.MaxCreatesInFlight, _failureLogs, logger, runtime));
     }
 
@@ -272,7 +273,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         var deadline = _time.GetTimestamp() + (long)(Math.Max(0, maxWait.TotalSeconds) * _time.TimestampFrequency);
         while (true)
         {
-            if (Collect() is { } result)
+            if (await CollectAsync().ConfigureAwait(false) is { } result)
             {
                 return result;
             }
@@ -285,14 +286,14 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
             if (!await _runtime.WaitForEndedAsync(remaining, cancellationToken).ConfigureAwait(false))
             {
-                return Collect();
+                return await CollectAsync().ConfigureAwait(false);
             }
         }
     }
 
-    private UpdatedBatchJobInfo? Collect()
+    private async Task<UpdatedBatchJobInfo?> CollectAsync()
     {
-        if (_runtime.Collect() is not { } r)
+        if (await _runtime.CollectAsync().ConfigureAwait(false) is not { } r)
         {
             return null;
         }

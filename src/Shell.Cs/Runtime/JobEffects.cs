@@ -95,10 +95,17 @@ internal sealed partial class JobEffects(
     {
         try
         {
-            if ((result.Reason is ExitCode.Failed or ExitCode.MemLimit or ExitCode.Error) && pod is not null)
+            if (pod is not null)
             {
-                // Read before the result can be collected: collecting deletes the Job and its pod.
-                await CaptureLogAsync(result, pod).ConfigureAwait(false);
+                // The core names a pod for a failure only; its result is held back until this read is over.
+                try
+                {
+                    await CaptureLogAsync(result, pod).ConfigureAwait(false);
+                }
+                finally
+                {
+                    failureLogs.Done(result.BackingId);
+                }
             }
 
             LogEnded(logger, result.JobId, result.Reason.ToString(), result.ExitStatus, result.WallTimeMs, result.Message);

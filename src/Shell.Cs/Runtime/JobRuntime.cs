@@ -14,6 +14,7 @@ internal sealed class JobRuntime
     private readonly Lock _gate = new();
     private readonly TimeProvider _time;
     private readonly JobEffects _effects;
+    private readonly FailureLogs _failureLogs;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Task, byte> _inFlight = new();
     private readonly SemaphoreSlim _ended = new(0);
@@ -23,11 +24,13 @@ internal sealed class JobRuntime
     /// <summary>Creates the runtime of a fresh batch system.</summary>
     /// <param name="model">The core's initial model.</param>
     /// <param name="time">The clock events are stamped with.</param>
+    /// <param name="failureLogs">Failed jobs' logs, and the reads under way that hold their results back.</param>
     /// <param name="effects">Makes the effect handlers, which report back to this runtime.</param>
-    public JobRuntime(JobState.Model model, TimeProvider time, Func<JobRuntime, JobEffects> effects)
+    public JobRuntime(JobState.Model model, TimeProvider time, FailureLogs failureLogs, Func<JobRuntime, JobEffects> effects)
     {
         _model = model;
         _time = time;
+        _failureLogs = failureLogs;
         _effects = effects(this);
     }
 
@@ -84,15 +87,24 @@ internal sealed class JobRuntime
         return (id, null);
     }
 
-    /// <summary>Takes the oldest result not taken yet, and starts the deletion of its Job.</summary>
+    /// <summary>
+    /// Takes the oldest result not taken yet, waits until its log was read if it failed, and starts the deletion of its
+    /// Job. The wait is not cancelled: the result is already out of the model and must not be lost; the read ends by
+    /// itself (request timeout, or shutdown).
+    /// </summary>
     /// <returns>The result, or null when none waits.</returns>
-    public JobResult? Collect()
+    public async Task<JobResult?> CollectAsync()
     {
         Collected collected;
         lock (_gate)
         {
             collected = Transitions.Collect(_model);
             _model = collected.Model;
+        }
+
+        if (collected.Result is { } result)
+        {
+            await _failureLogs.ReadOf(result.BackingId).ConfigureAwait(false);
         }
 
         Dispatch(collected.Effects);
@@ -206,6 +218,15 @@ internal sealed class JobRuntime
     {
         var transition = Transitions.Step(_model, @event);
         _model = transition.Model;
+        foreach (var effect in transition.Effects)
+        {
+            // Before the lock is let go, so no collector can take a failed job's result before its log read is known.
+            if (Transitions.ReadsLog(effect) is { } backingId)
+            {
+                _failureLogs.Expect(backingId);
+            }
+        }
+
         return transition.Effects;
     }
 
