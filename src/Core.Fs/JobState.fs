@@ -169,6 +169,10 @@ type Job =
       pod: string option
       /// When the pod was first seen.
       podSeenAt: Millis option
+      /// Other pods of its Job that exist beside `pod`, as last seen. The Job controller makes a second pod when its
+      /// create call failed after the API server had stored the first (the API server died mid-call, for one); it then
+      /// deletes one of the two itself. Whichever runs the command to its end gives the job's result.
+      surplus: Map<string, PodFacts>
       /// The node it was placed on, once seen, while it counts towards the node's jobs.
       node: string option }
 
@@ -399,13 +403,28 @@ let private isStuck (phase: Phase) =
 let private deletedEarly (pod: string) =
     $"pod {pod} was deleted before its container finished (it, or its Job, was deleted by someone else)"
 
+/// Whether a pod is on its way out without a result of its own: deleted, or ended by the kubelet or the node.
+let private goingAway (pod: PodFacts) =
+    pod.deleting
+    || match pod.reason with
+       | Some("Evicted" | "NodeLost" | "Shutdown" | "Terminated") -> true
+       | _ -> false
+
 /// Apply one pod observation to a live (not ended) job.
-let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (effects: Effect list) =
+let rec private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (effects: Effect list) =
     match job.pod with
     | Some bound when bound <> pod.pod ->
-        // Backoff limit 0 and restart policy Never allow exactly one pod: another pod means the first one was
-        // evicted or deleted and the Job controller replaced it.
-        lose model job $"pod {bound} was replaced by {pod.pod}: the first pod was evicted or deleted" at effects
+        // Backoff limit 0 and restart policy Never allow one pod, but the Job controller makes a second when its
+        // create call failed after the first was stored. The watch delivers a pod's deletion before a replacement's
+        // creation, so a second pod seen while the job is live is such a surplus pod, not a replacement: the
+        // controller deletes one of the two, and a container that runs to its end in either is the job's result.
+        match pod.container with
+        | Container.Terminated _ when not (goingAway pod) -> rebind model job pod at effects
+        | _ when goingAway pod -> put model { job with surplus = job.surplus.Remove pod.pod }, effects
+        | _ -> put model { job with surplus = job.surplus.Add(pod.pod, pod) }, effects
+    | Some bound when pod.deleting && not job.surplus.IsEmpty ->
+        // The Job controller deletes the bound pod as the surplus one: the job goes on in the other.
+        rebind model { job with surplus = job.surplus.Remove bound } (Seq.head job.surplus).Value at effects
     | _ ->
         // What the observation changes is computed first and the job stored once at the end: each store into the
         // jobs map copies a path of it, and this runs for every pod event.
@@ -511,6 +530,24 @@ let private observePod (model: Model) (job: Job) (pod: PodFacts) (at: Millis) (e
             | Phase.Created(createdAt, Some _), None -> store (Phase.Created(createdAt, None))
             | phase, _ -> store phase
 
+/// Make another pod of the job's Job its pod (its first pod went, or the other ran the command first), then apply
+/// that pod's facts. The job stays on its node when the other pod is on the same node.
+and private rebind (model: Model) (job: Job) (other: PodFacts) (at: Millis) (effects: Effect list) =
+    let model, effects, node =
+        if job.node.IsSome && job.node = other.node then
+            model, effects, job.node
+        else
+            let model, effects = leaveNode model job effects
+            model, effects, None
+
+    let job =
+        { job with
+            pod = None
+            node = node
+            surplus = job.surplus.Remove other.pod }
+
+    observePod (put model job) job other at effects
+
 /// Delete an object of this run that the model no longer tracks (killed while being created, or left over).
 let private deleteUntracked (model: Model) (id: JobId) (effects: Effect list) =
     match model.tombstones.TryFind id with
@@ -529,26 +566,48 @@ let private observe (model: Model) (pod: PodFacts) (at: Millis) (effects: Effect
     | Some _ -> model, effects
     | None -> deleteUntracked model pod.job effects
 
-/// Lose the live jobs that a snapshot proves gone: their pod was seen before the list was requested and is not in it.
+/// Apply a fresh list of the run's pods. A live job whose pod was seen before the list was requested and is not in it
+/// lost that pod while the watch was down: it goes on in a surplus pod known before, else it is lost. The losses come
+/// first, as if the list were observed in order, so that what they free is taken by the jobs whose pods are listed.
 let private resync (model: Model) (snapshot: PodFacts list) (listedAt: Millis) (at: Millis) effects =
+    let listed = snapshot |> List.map (fun p -> p.pod, p) |> Map.ofList
+
+    let vanished (job: Job) =
+        match job.phase, job.pod with
+        | (Phase.Created _ | Phase.Running _), Some pod ->
+            not (listed.ContainsKey pod) && job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
+        | _ -> false
+
+    let missing = model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter vanished |> List.ofSeq
+
     let model, effects =
-        snapshot |> List.fold (fun (m, fx) pod -> observe m pod at fx) (model, effects)
+        missing
+        |> List.fold
+            (fun (m, fx) job ->
+                let bound = Option.get job.pod
 
-    let present = snapshot |> List.map (fun p -> p.job) |> Set.ofList
+                match job.surplus |> Map.tryFindKey (fun name _ -> listed.ContainsKey name) with
+                // The Job controller deleted the bound pod as the surplus one; the job goes on in the other.
+                | Some name -> rebind m job listed[name] at fx
+                | None ->
+                    match snapshot |> List.tryFind (fun p -> p.job = job.id) with
+                    | Some other ->
+                        let why = $"pod {bound} was replaced by {other.pod}: the first pod was evicted or deleted"
+                        lose m job why at fx
+                    | None -> lose m job "its pod vanished while the watch was down" at fx)
+            (model, effects)
 
-    let gone (job: Job) =
-        not (present.Contains job.id)
-        && match job.phase with
-           | Phase.Created _
-           | Phase.Running _ -> job.podSeenAt |> Option.exists (fun seen -> seen < listedAt)
-           | Phase.Queued
-           | Phase.Creating
-           | Phase.Ended _ -> false
+    // Surplus pods not listed are gone too.
+    let model =
+        model.jobs
+        |> Seq.filter (fun kv -> kv.Value.surplus |> Map.exists (fun name _ -> not (listed.ContainsKey name)))
+        |> Seq.fold
+            (fun m kv ->
+                let surplus = kv.Value.surplus |> Map.filter (fun name _ -> listed.ContainsKey name)
+                put m { kv.Value with surplus = surplus })
+            model
 
-    let missing = model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter gone |> List.ofSeq
-
-    missing
-    |> List.fold (fun (m, fx) job -> lose m job "its pod vanished while the watch was down" at fx) (model, effects)
+    snapshot |> List.fold (fun (m, fx) pod -> observe m pod at fx) (model, effects)
 
 /// Fail jobs stuck past the pod timeout, naming why.
 let private expire (model: Model) (at: Millis) (effects: Effect list) =
@@ -603,6 +662,7 @@ let private newJob (id: JobId) (request: JobRequest) (at: Millis) (phase: Phase)
       phase = phase
       pod = None
       podSeenAt = None
+      surplus = Map.empty
       node = None }
 
 let private stepRev (model: Model) (event: Event) : Model * Effect list =
@@ -654,7 +714,12 @@ let private stepRev (model: Model) (event: Event) : Model * Effect list =
     | Event.Removed(id, pod, at) ->
         match model.jobs.TryFind id with
         | Some job when not (isEnded job) && job.pod = Some pod ->
-            lose model job (deletedEarly pod) at []
+            match Seq.tryHead job.surplus with
+            // The Job controller removed the bound pod as the surplus one: the job goes on in the other.
+            | Some(KeyValue(_, other)) -> rebind model job other at []
+            | None -> lose model job (deletedEarly pod) at []
+        | Some job when not (isEnded job) && job.surplus.ContainsKey pod ->
+            put model { job with surplus = job.surplus.Remove pod }, []
         | _ -> model, []
     | Event.Resynced(snapshot, listedAt, at) -> resync model snapshot listedAt at []
     | Event.NodeLost(node, at) ->

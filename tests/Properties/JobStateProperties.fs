@@ -484,6 +484,85 @@ let ``a node emptied and filled again within one resync is not cleaned`` () =
     Xunit.Assert.DoesNotContain(Effect.CleanupNode "node-1", effects)
     Xunit.Assert.Equal(Some 1, after.nodes.TryFind "node-1")
 
+/// How the Job controller's removal of one of two pods reaches the batch system.
+type Removal =
+    /// A watch update with the deletion timestamp set (and, for a running pod, its container killed).
+    | Deleting
+    /// The watch's Deleted event.
+    | Removed
+    /// The watch was down: a fresh list no longer holds the pod.
+    | Unlisted
+
+/// A create call that failed after the API server had stored the pod (it died mid-call) makes the Job controller create
+/// a second pod for the same Job and delete one of the two. Whichever pod it keeps, however the removal is seen, the
+/// job ends once, with the result of the pod that runs to its end, never as Lost, and leaves no node counted.
+[<CoreProperty>]
+let ``a Job's surplus pod never ends the job; the pod that runs to its end does`` () =
+    let cases =
+        Gen.zip3
+            (Gen.elements [ true; false ])
+            (Gen.elements [ Deleting; Removed; Unlisted ])
+            (Gen.elements [ 0; 1; 42 ])
+        |> Gen.zip (Gen.elements [ "node-1"; "node-2" ])
+
+    Prop.forAll (Arb.fromGen cases) (fun (secondNode, (keepFirst, removal, code)) ->
+        let t0 = 1_000_000L
+
+        let pod name node container deleting =
+            { job = 1
+              pod = name
+              node = Some node
+              phase =
+                match container with
+                | Container.Running _ -> PodPhase.Running
+                | Container.Terminated(0, _, _, _, _) -> PodPhase.Succeeded
+                | Container.Terminated _ -> PodPhase.Failed
+                | Container.NotCreated
+                | Container.Waiting _ -> PodPhase.Pending
+              reason = None
+              message = None
+              unschedulable = None
+              container = container
+              deleting = deleting }
+
+        let first = pod "job-1-a" "node-1" (Container.Running(t0 - 1_000L)) false
+        let second = pod "job-1-b" secondNode (Container.Waiting("ContainerCreating", None)) false
+        let kept, removed = if keepFirst then first, second else second, first
+
+        let removal =
+            match removal with
+            | Deleting ->
+                let killed = Container.Terminated(137, Some "Error", None, Some(t0 - 1_000L), Some(t0 + 2_000L))
+                Event.Observed({ removed with container = killed; deleting = true }, t0 + 2_000L)
+            | Removed -> Event.Removed(1, removed.pod, t0 + 2_000L)
+            | Unlisted -> Event.Resynced([ kept ], t0 + 1_500L, t0 + 2_000L)
+
+        let ends = Container.Terminated(code, None, None, Some(t0 + 2_500L), Some(t0 + 3_000L))
+
+        let model, effects =
+            fold
+                (initial config)
+                [ Event.Issued(1, request 1 1_000, t0)
+                  Event.Created(1, t0)
+                  Event.Observed(first, t0)
+                  Event.Observed(second, t0 + 1_000L)
+                  removal
+                  Event.Observed(pod kept.pod kept.node.Value ends false, t0 + 3_000L) ]
+
+        let results =
+            effects
+            |> List.choose (function
+                | Effect.Ended(r, _) -> Some r
+                | _ -> None)
+
+        match results with
+        | [ r ] ->
+            (r.exitStatus = code |> Prop.label $"exit status {r.exitStatus}, expected {code}")
+            .&. (r.reason = (if code = 0 then ExitReason.Finished else ExitReason.Failed)
+                 |> Prop.label $"reason {r.reason}: {r.message}")
+            .&. (model.nodes.IsEmpty |> Prop.label $"nodes still counted: {model.nodes}")
+        | rs -> false |> Prop.label $"{rs.Length} results: {rs}")
+
 [<CoreProperty>]
 let ``node cleanup happens exactly once each time a node's last job leaves`` () =
     forHistories (fun traces ->
@@ -517,6 +596,17 @@ let ``node cleanup happens exactly once each time a node's last job leaves`` () 
                     | Some({ node = None
                              phase = Phase.Creating | Phase.Created _ | Phase.Running _ } as job),
                       Some n when job.pod.IsNone || job.pod = Some p.pod -> Some n
+                    // Another pod of a live job's Job that ran to its end: the job ends there.
+                    | Some({ phase = Phase.Created _ | Phase.Running _ } as job), Some n when
+                        job.pod.IsSome
+                        && job.pod <> Some p.pod
+                        && not p.deleting
+                        && p.reason.IsNone
+                        && (match p.container with
+                            | Container.Terminated _ -> true
+                            | _ -> false)
+                        ->
+                        Some n
                     | _ -> None)
                 |> Set.ofList
 
