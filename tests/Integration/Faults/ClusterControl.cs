@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using HybridBatch.Integration.BatchSystem;
 using HybridBatch.Integration.Cluster;
 using k8s;
 using k8s.Models;
@@ -46,7 +47,12 @@ internal static class ClusterControl
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} killed {component} (pid {pid}) with SIGKILL");
     }
 
-    /// <summary>Brings back whatever was killed (<c>cluster/local-cluster up</c>) and checks <c>status</c>.</summary>
+    /// <summary>
+    /// Brings back whatever was killed (<c>cluster/local-cluster up</c>), then waits until <c>status</c> says the
+    /// cluster is healthy. The node may turn NotReady after <c>up</c> returned: when the API server was down for
+    /// longer than the controller manager's node grace period (20 s here), the node's last heartbeat is too old
+    /// once the API server is back, until the kubelet's next status update (every 10 s) lands.
+    /// </summary>
     public static async Task UpAsync(ITestOutputHelper output)
     {
         var watch = Stopwatch.StartNew();
@@ -57,8 +63,26 @@ internal static class ClusterControl
             output.WriteLine(text);
         }
 
-        var (status, statusText) = await Admin.RunScriptAsync("status", TimeSpan.FromMinutes(1));
-        Assert.True(status == 0, $"the cluster is not healthy after 'up': {statusText}");
+        var statusText = "";
+        var waited = false;
+        var healthy = await Batch.EventuallyAsync(
+            async () =>
+            {
+                (var status, statusText) = await Admin.RunScriptAsync("status", TimeSpan.FromMinutes(1));
+                if (status != 0 && !waited)
+                {
+                    waited = true;
+                    output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} local-cluster status: not healthy yet, waiting: {statusText}");
+                }
+                else if (status == 0 && waited)
+                {
+                    output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} local-cluster status: healthy");
+                }
+
+                return status == 0;
+            },
+            TimeSpan.FromMinutes(2));
+        Assert.True(healthy, $"the cluster is not healthy 2 minutes after 'up': {statusText}");
     }
 
     /// <summary>Runs etcdctl inside the cluster's network namespace, where etcd listens on 127.0.0.1:2379.</summary>
