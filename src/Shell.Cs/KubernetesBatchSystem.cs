@@ -34,6 +34,10 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly ConcurrentDictionary<int, PendingCreate> _toCreate = new();
     private readonly ConcurrentDictionary<string, string> _failureLogs = new();
+
+    // Failure-log reads under way, by backing id: registered in the same step that ends the job, so a result is never
+    // handed out (nor its Job deleted) before its log was read.
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _explaining = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
     private KeyValuePair<string, string>[] _environmentSnapshot = [];
     private readonly SemaphoreSlim _ended = new(0);
@@ -390,7 +394,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         var deadline = _time.GetTimestamp() + (long)(Math.Max(0, maxWait.TotalSeconds) * _time.TimestampFrequency);
         while (true)
         {
-            if (Collect() is { } result)
+            if (await CollectAsync().ConfigureAwait(false) is { } result)
             {
                 return result;
             }
@@ -403,12 +407,12 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
             if (!await _ended.WaitAsync(remaining, cancellationToken).ConfigureAwait(false))
             {
-                return Collect();
+                return await CollectAsync().ConfigureAwait(false);
             }
         }
     }
 
-    private UpdatedBatchJobInfo? Collect()
+    private async Task<UpdatedBatchJobInfo?> CollectAsync()
     {
         JobState.Effect[] effects;
         lock (_gate)
@@ -416,20 +420,29 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             effects = Step(Lifecycle.Collect(Now));
         }
 
-        Perform(effects);
+        UpdatedBatchJobInfo? collected = null;
         foreach (var effect in effects)
         {
             if (effect is JobState.Effect.Deliver { Item: var r })
             {
+                // The job's failure log is read before its result is handed out and its Job deleted. The read ends by
+                // itself (request timeout, or shutdown) and never throws; waiting for it is not cancelled, as the
+                // result is already out of the model and must not be lost.
+                if (_explaining.TryRemove(r.backingId, out var reading))
+                {
+                    await reading.Task.ConfigureAwait(false);
+                }
+
                 LogCollected(r.id, r.reason.ToString(), r.exitStatus);
-                return new UpdatedBatchJobInfo(r.id, r.exitStatus, ToExitReason(r.reason), TimeSpan.FromMilliseconds(r.wallTime), r.backingId)
+                collected = new UpdatedBatchJobInfo(r.id, r.exitStatus, ToExitReason(r.reason), TimeSpan.FromMilliseconds(r.wallTime), r.backingId)
                 {
                     Message = Lifecycle.Message(r),
                 };
             }
         }
 
-        return null;
+        Perform(effects);
+        return collected;
     }
 
     private static BatchJobExitReason ToExitReason(JobState.ExitReason reason) => reason.Tag switch
@@ -568,8 +581,20 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     {
         var transition = Lifecycle.Step(_model, @event);
         _model = transition.Model;
+        foreach (var effect in transition.Effects)
+        {
+            if (effect is JobState.Effect.Ended e && Explains(e.Item1, Lifecycle.PodOf(e.pod)))
+            {
+                _explaining[e.Item1.backingId] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
         return transition.Effects;
     }
+
+    /// <summary>Whether a job's end is explained by the end of its pod's log, read before its result is handed out.</summary>
+    private static bool Explains(JobState.UpdatedJob result, string? pod) =>
+        pod is not null && (result.reason.IsFailed || result.reason.IsMemLimit || result.reason.IsError);
 
     private void Apply(JobState.Event @event)
     {
@@ -680,11 +705,20 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     {
         try
         {
-            var explains = result.reason.IsFailed || result.reason.IsMemLimit || result.reason.IsError;
-            if (explains && pod is not null)
+            if (Explains(result, pod))
             {
-                // Read before the result can be collected: collecting deletes the Job and its pod.
-                await CaptureLogAsync(result, pod).ConfigureAwait(false);
+                // Read before the result is handed out: collecting deletes the Job and its pod.
+                try
+                {
+                    await CaptureLogAsync(result, pod!).ConfigureAwait(false);
+                }
+                finally
+                {
+                    if (_explaining.TryGetValue(result.backingId, out var reading))
+                    {
+                        reading.TrySetResult();
+                    }
+                }
             }
 
             LogEnded(result.id, result.reason.ToString(), result.exitStatus, result.wallTime, Lifecycle.Message(result));
