@@ -427,8 +427,10 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             {
                 // The job's failure log is read before its result is handed out and its Job deleted. The read ends by
                 // itself (request timeout, or shutdown) and never throws; waiting for it is not cancelled, as the
-                // result is already out of the model and must not be lost.
-                if (_explaining.TryRemove(r.backingId, out var reading))
+                // result is already out of the model and must not be lost. Only the reader removes the entry, after
+                // completing it: a collector that removed it could leave the reader nothing to complete, and wait for
+                // ever.
+                if (_explaining.TryGetValue(r.backingId, out var reading))
                 {
                     await reading.Task.ConfigureAwait(false);
                 }
@@ -714,7 +716,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
                 }
                 finally
                 {
-                    if (_explaining.TryGetValue(result.backingId, out var reading))
+                    if (_explaining.TryRemove(result.backingId, out var reading))
                     {
                         reading.TrySetResult();
                     }
