@@ -352,6 +352,7 @@ start_controller_manager() {
         --feature-gates=TTLAfterFinished=true \
         --node-monitor-grace-period=20s \
         --pod-eviction-timeout=30s \
+        --node-eviction-rate=10 \
         --bind-address=127.0.0.1 \
         --address=127.0.0.1 \
         --port=10252

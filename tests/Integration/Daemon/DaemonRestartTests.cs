@@ -16,13 +16,18 @@ public sealed class DaemonRestartTests(LocalClusterFixture cluster, ITestOutputH
         {
             var first = await Daemon.StartProcessAsync(cluster, data, output);
             var runId = await first.RunIdAsync();
+
+            // The survivors run until the test lets them end, after the restart: a file in the run's tasks directory on
+            // the host path (the daemon's data directory), which their pods see under the default work directory.
+            var release = Path.Combine(data, "work", runId, "tasks");
             var running = new List<string>();
             for (var i = 0; i < 2; i++)
             {
                 running.Add(await CreateAsync(first.Client, new JsonObject
                 {
                     ["name"] = $"survivor-{i}",
-                    ["executors"] = new JsonArray(Executor("sh", "-c", $"sleep 6; echo survived {i}")),
+                    ["executors"] = new JsonArray(Executor(
+                        "sh", "-c", $"t=/var/lib/hybridbatch/tasks; while [ -d $t ] && [ ! -e $t/release ]; do sleep 0.2; done; echo survived {i}")),
                 }));
             }
 
@@ -45,6 +50,13 @@ public sealed class DaemonRestartTests(LocalClusterFixture cluster, ITestOutputH
             Assert.Equal([.. running, done], listed);
             Assert.Equal(3, listed.Distinct().Count());
 
+            // Both survivors are still running, as no one let them end; now they may.
+            foreach (var id in running)
+            {
+                Assert.Equal("RUNNING", (await WaitForAsync(second.Client, id, s => s == "RUNNING" || Terminal(s)))["state"]!.GetValue<string>());
+            }
+
+            await File.WriteAllTextAsync(Path.Combine(release, "release"), "");
             foreach (var (id, i) in running.Select((id, i) => (id, i)))
             {
                 var task = await WaitForAsync(second.Client, id, Terminal);
@@ -59,7 +71,7 @@ public sealed class DaemonRestartTests(LocalClusterFixture cluster, ITestOutputH
         }
         finally
         {
-            Directory.Delete(data, recursive: true);
+            Directory.Delete(data, recursive: true); // a survivor left behind ends too: its directory is gone
         }
     }
 }

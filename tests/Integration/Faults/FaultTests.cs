@@ -260,7 +260,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             return;
         }
 
-        await using var fake = await ClusterControl.FakeNode.StartAsync();
+        await using var fake = await ClusterControl.FakeNode.StartAsync(output);
         output.WriteLine($"fake always-Ready node {fake.Name} registered");
         // Pods issued while the node is away wait unschedulable; they must not time out before it returns.
         var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { PodTimeout = TimeSpan.FromSeconds(900) }));
