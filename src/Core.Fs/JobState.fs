@@ -21,6 +21,16 @@ type ExitReason =
     /// The container exceeded its memory limit (OOMKilled).
     | MemLimit
 
+/// Whether the end of a job's pod log explains why it ended so: a failure's does; a success's or a loss's does not.
+let explainedByLog (reason: ExitReason) =
+    match reason with
+    | ExitReason.Failed
+    | ExitReason.MemLimit
+    | ExitReason.Error -> true
+    | ExitReason.Finished
+    | ExitReason.Lost
+    | ExitReason.Killed -> false
+
 /// The exit status reported when a container's exit code is unknown.
 [<Literal>]
 let ExitStatusUnavailable = 255

@@ -51,16 +51,8 @@ let private finish (model: Model) (job: Job) (last: Job) (result: UpdatedJob) (d
     let model, creates =
         launch (store model job { last with phase = Phase.Ended(result, model.endSeq, deleteNow) })
 
-    // Only a failure is explained by the end of its pod's log; the shell reads it before handing the result out.
-    let explaining =
-        match result.reason with
-        | ExitReason.Failed
-        | ExitReason.MemLimit
-        | ExitReason.Error -> last.pod
-        | ExitReason.Finished
-        | ExitReason.Lost
-        | ExitReason.Killed -> None
-
+    // The shell reads the named pod's log before it hands the result out.
+    let explaining = if explainedByLog result.reason then last.pod else None
     let ended = Effect.Ended(result, explaining) :: creates
     model, (if deleteNow then Effect.Delete(job.id, job.request.name) :: ended else ended)
 
