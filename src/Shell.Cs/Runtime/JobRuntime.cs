@@ -8,6 +8,7 @@ namespace HybridBatch.Runtime;
 /// The one owner of the jobs' state: the lock, the core's model and its transition function. Every change is an event
 /// applied under the lock; the effects it returns are then started, in the order the core returned them, each by its
 /// handler in <see cref="JobEffects"/>, and tracked until they finish. The pod watch and a one-second tick feed it.
+/// The model is immutable, so queries read the one last stored without taking the lock.
 /// </summary>
 internal sealed class JobRuntime
 {
@@ -63,21 +64,34 @@ internal sealed class JobRuntime
     }
 
     /// <summary>
-    /// Prepares a job with the next id and issues it, both under the lock, so that ids follow the order of issue.
+    /// Prepares a job with the next id and issues it, so that ids follow the order of issue. The job is prepared
+    /// outside the lock, for the id that is next when the call starts; should another caller issue a job meanwhile,
+    /// it is prepared again, under the lock, for the id that is next then.
     /// </summary>
     /// <param name="prepare">The core's preparation of the job with the id it gets.</param>
     /// <returns>The job's id, or why it cannot be issued (then nothing changed).</returns>
     public (int Id, JobProblem? Problem) Issue(Func<int, Preparation> prepare)
     {
+        var id = Transitions.NextId(Volatile.Read(ref _model));
+        var preparation = prepare(id);
+        if (preparation.Problem is { } refused)
+        {
+            // What is wrong with a job does not depend on its id.
+            return (id, refused);
+        }
+
         JobState.Effect[] effects;
-        int id;
         lock (_gate)
         {
-            id = Transitions.NextId(_model);
-            var preparation = prepare(id);
-            if (preparation.Problem is { } problem)
+            var next = Transitions.NextId(_model);
+            if (next != id)
             {
-                return (id, problem);
+                id = next;
+                preparation = prepare(id);
+                if (preparation.Problem is { } problem)
+                {
+                    return (id, problem);
+                }
             }
 
             effects = Step(Events.Issued(preparation.Job!, Now));
@@ -99,7 +113,7 @@ internal sealed class JobRuntime
         lock (_gate)
         {
             collected = Transitions.Collect(_model);
-            _model = collected.Model;
+            Volatile.Write(ref _model, collected.Model);
         }
 
         if (collected.Result is { } result)
@@ -128,33 +142,15 @@ internal sealed class JobRuntime
     /// <summary>Whether a job is issued and neither killed nor collected.</summary>
     /// <param name="id">The job.</param>
     /// <returns>True while the job is tracked.</returns>
-    public bool IsIssued(int id)
-    {
-        lock (_gate)
-        {
-            return Transitions.IsIssued(_model, id);
-        }
-    }
+    public bool IsIssued(int id) => Transitions.IsIssued(Volatile.Read(ref _model), id);
 
     /// <summary>Issued jobs not yet collected or killed, increasing.</summary>
     /// <returns>The ids.</returns>
-    public IReadOnlyList<int> Issued()
-    {
-        lock (_gate)
-        {
-            return Transitions.Issued(_model);
-        }
-    }
+    public IReadOnlyList<int> Issued() => Transitions.Issued(Volatile.Read(ref _model));
 
     /// <summary>Jobs whose container runs, with how long it has run.</summary>
     /// <returns>Job id to milliseconds running.</returns>
-    public IReadOnlyDictionary<int, long> Running()
-    {
-        lock (_gate)
-        {
-            return Transitions.Running(_model, Now);
-        }
-    }
+    public IReadOnlyDictionary<int, long> Running() => Transitions.Running(Volatile.Read(ref _model), Now);
 
     /// <summary>Notes that a job's end was handled (its log kept): a waiting collector may take it.</summary>
     public void SignalEnded() => _ended.Release();
@@ -217,7 +213,7 @@ internal sealed class JobRuntime
     private JobState.Effect[] Step(JobState.Event @event)
     {
         var transition = Transitions.Step(_model, @event);
-        _model = transition.Model;
+        Volatile.Write(ref _model, transition.Model);
         foreach (var effect in transition.Effects)
         {
             // Before the lock is let go, so no collector can take a failed job's result before its log read is known.
