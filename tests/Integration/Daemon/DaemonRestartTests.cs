@@ -14,7 +14,8 @@ public sealed class DaemonRestartTests(LocalClusterFixture cluster, ITestOutputH
         var data = Directory.CreateTempSubdirectory("hybridbatch-tes-restart-").FullName;
         try
         {
-            var first = await Daemon.StartProcessAsync(cluster, data, output);
+            // Disposed at the end too, so a failed check before the kill leaves no daemon running (disposing is idempotent).
+            await using var first = await Daemon.StartProcessAsync(cluster, data, output);
             var runId = await first.RunIdAsync();
 
             // The survivors run until the test lets them end, after the restart: a file in the run's tasks directory on

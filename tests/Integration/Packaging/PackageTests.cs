@@ -89,10 +89,17 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
         var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
             ? xdg
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        // The cluster's state directory goes along too when it is not the default: it says where the running cluster
+        // lives on this machine, and without it the tool's `up` would start a second one beside it.
+        var clusterHome = Environment.GetEnvironmentVariable("HYBRIDBATCH_CLUSTER_HOME");
         var run = await ChildProcess.RunAsync(feed.Tool, arguments, work, RunTimeout, output.WriteLine, environment: e =>
         {
             ChildProcess.WithoutCluster(e, feed.NewFolder("home"));
             e["XDG_CACHE_HOME"] = cache;
+            if (clusterHome is { Length: > 0 })
+            {
+                e["HYBRIDBATCH_CLUSTER_HOME"] = clusterHome;
+            }
         });
 
         Assert.True(run.ExitCode == RunCommand.JobFailed, run.ToString());
