@@ -17,11 +17,15 @@ public sealed class JobRuntimeTests
         Jobs.Settings("tester", "runtime-run", Options.Image, 0, Options.MaxCores, Options.MaxMemory, Options.MaxDisk);
 
     /// <summary>A runtime whose pool holds no job: every job issued stays queued, so the client is never called.</summary>
-    private static JobRuntime QueueOnly(IKubernetes client) =>
-        new(
+    private static JobRuntime QueueOnly(IKubernetes client)
+    {
+        var failureLogs = new FailureLogs();
+        return new(
             Transitions.Initial(60_000, maxJobs: 0, Options.MaxCores, Options.MaxMemory, Options.MaxDisk),
             TimeProvider.System,
-            r => new JobEffects(client, "hb", new JobManifests(Options, "runtime-run", "tester"), 1, new FailureLogs(), NullLogger.Instance, r));
+            failureLogs,
+            r => new JobEffects(client, "hb", new JobManifests(Options, "runtime-run", "tester"), 1, failureLogs, NullLogger.Instance, r));
+    }
 
     [Fact]
     public async Task Jobs_issued_from_many_threads_at_once_each_get_an_id_of_their_own_and_all_are_issued()
