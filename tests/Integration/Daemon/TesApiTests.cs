@@ -144,7 +144,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         // minute before, with the suite running beside it, it once took longer than 150 s after the container was killed.
         var deleted = await BatchSystem.Batch.EventuallyAsync(
             async () =>
-                (await cluster.Client.BatchV1.ListNamespacedJobAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id")).Items.Count == 0
+                (await BatchSystem.Batch.JobsOfRunAsync(cluster, runId)).Count == 0
                 && (await cluster.Client.CoreV1.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id"))
                     .Items.All(p => p.Metadata.DeletionTimestamp is not null),
             TimeSpan.FromSeconds(150));
