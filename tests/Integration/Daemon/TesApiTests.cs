@@ -128,7 +128,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         // minute before, with the suite running beside it, it once took longer than 150 s after the container was killed.
         var deleted = await BatchSystem.Batch.EventuallyAsync(
             async () =>
-                (await Cluster.Client.BatchV1.ListNamespacedJobAsync(Cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id")).Items.Count == 0
+                (await BatchSystem.Batch.JobsOfRunAsync(Cluster, runId)).Count == 0
                 && (await Cluster.Client.CoreV1.ListNamespacedPodAsync(Cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id"))
                     .Items.All(p => p.Metadata.DeletionTimestamp is not null),
             TimeSpan.FromSeconds(150));

@@ -135,10 +135,9 @@ internal static class ClusterControl
             var fakes = await admin.CoreV1.ListNodeAsync(labelSelector: "hybridbatch.io/fake-node=true");
             foreach (var dead in fakes.Items.Where(n => n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") != true))
             {
-                output.WriteLine($"removing the dead stand-in node {dead.Metadata.Name}, left NotReady since {dead.Metadata.CreationTimestamp:O}");
+                output.WriteLine($"removing the dead stand-in node {dead.Metadata.Name}, registered {dead.Metadata.CreationTimestamp:O}, not Ready");
                 await admin.CoreV1.DeleteNodeAsync(dead.Metadata.Name);
             }
-
 
             var name = "hybridbatch-fake-" + Guid.NewGuid().ToString("N")[..6];
             var now = DateTime.UtcNow;
