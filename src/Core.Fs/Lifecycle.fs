@@ -246,55 +246,11 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
                 shutDown = true },
             [ Effect.DeleteAll ]
 
-/// `node`, added to `found` if no job counts on it after the step and it is not there yet.
-let private empties (after: Model) (node: string option) (found: string list) =
-    match node with
-    | Some node when not (after.nodes.ContainsKey node) && not (List.contains node found) -> node :: found
-    | _ -> found
-
-/// The nodes job `id` counted on before the step, or landed on during it (its first node, or another pod's when it
-/// moved), that no job counts on after it, added to `found`.
-let private emptiedBy (before: Model) (after: Model) (found: string list) (id: JobId) =
-    match before.jobs.TryGetValue id with
-    | true, was ->
-        let landed =
-            match after.jobs.TryGetValue id with
-            | true, is when is.node <> was.node -> is.node
-            | _ -> None
-
-        found |> empties after (countedOn was) |> empties after landed
-    | _ -> found
-
-/// The nodes a step left without a job of this run, from the node map before and after it: those the jobs it touched
-/// counted on before it, or landed on during it, that no job counts on after it. A node can empty and fill again
-/// within one step, as when a resync loses the last job on a node and shows a job the loss let out of the queue
-/// landing there: it is not empty, so it is not cleaned. (A step that empties a node ends or deletes a job, so a step
-/// without effects that leaves the node map as it was empties none.)
-let private vacated (before: Model) (after: Model) (event: Event) (effects: Effect list) : string list =
-    if obj.ReferenceEquals(before.nodes, after.nodes) && List.isEmpty effects then
-        []
-    else
-        let among (ids: JobId seq) =
-            ids |> Seq.fold (emptiedBy before after) [] |> List.rev
-
-        match event with
-        | Event.Observed(pod, _) -> emptiedBy before after [] pod.job
-        | Event.Removed(id, _, _) -> emptiedBy before after [] id
-        | Event.KillRequested(ids, _) -> among ids
-        | Event.Tick _ -> among before.stuck
-        | Event.Resynced _
-        | Event.NodeLost _
-        | Event.Shutdown _ -> among before.jobs.Keys
-        | Event.Issued _
-        | Event.Adopted _
-        | Event.Created _
-        | Event.CreateFailed _ -> []
-
 /// The transition function: the next model and the effects to perform, in order (node cleanups first).
 let step (model: Model) (event: Event) : Model * Effect list =
     let after, effects = apply model event
 
-    match vacated model after event effects with
+    match NodeCleanup.vacated model after event effects with
     | [] -> after, effects
     | nodes -> after, (nodes |> List.map Effect.CleanupNode) @ effects
 

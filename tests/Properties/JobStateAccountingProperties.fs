@@ -133,6 +133,30 @@ let ``a Job's surplus pod never ends the job; the pod that runs to its end does`
             .&. (List.isEmpty (invariants model) |> Prop.label $"{invariants model}")
         | rs -> false |> Prop.label $"{rs.Length} results: {rs}")
 
+/// The history FsCheck shrank a failure of the property below to: an adopted job's own pod is first seen with no
+/// node, a surplus pod of its Job waits on node-2, and the job's pod is next seen only when it is already being
+/// deleted, on node-1. The job goes on in the surplus pod on node-2; node-1, where its pod was, is left and cleaned,
+/// as it would be had the watch shown the pod on node-1 before.
+[<Xunit.Fact>]
+let ``a job whose own pod is first seen on a node as it is deleted, and that moves to a surplus pod, leaves that node cleaned``
+    ()
+    =
+    let traces =
+        run (
+            History
+                [ Adopt 10
+                  PodSeen(5, 0, 2, 0, 42)
+                  PodSeen(15, 1, 2, 7, 1)
+                  Issue 387
+                  Issue 140
+                  Issue 230
+                  PodSeen(16, 0, 1, 21, 1) ]
+        )
+
+    let last = List.last traces
+    Xunit.Assert.True((last.effects = [ Effect.CleanupNode "node-1" ]), $"%A{last.effects}")
+    Xunit.Assert.Equal(Some "node-2", (job last.after 2 |> Option.bind _.node))
+
 [<CoreProperty>]
 let ``node cleanup happens exactly once each time a node's last job leaves`` () =
     forHistories (fun traces ->
