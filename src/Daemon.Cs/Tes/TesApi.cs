@@ -1,12 +1,11 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridBatch.Daemon.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace HybridBatch.Daemon.Tes;
@@ -36,35 +35,13 @@ internal static class TesApi
     {
         ArgumentNullException.ThrowIfNull(app);
         var group = app.MapGroup(BasePath);
-        group.AddEndpointFilter(async (context, next) =>
-        {
-            var options = context.HttpContext.RequestServices.GetRequiredService<IOptions<TesOptions>>().Value;
-            if (!string.IsNullOrEmpty(options.Token) && !Authorized(context.HttpContext.Request, options.Token))
-            {
-                context.HttpContext.Response.Headers.WWWAuthenticate = "Bearer";
-                return Error(StatusCodes.Status401Unauthorized, "Authorization", "a bearer token is required: send 'Authorization: Bearer <token>'");
-            }
-
-            return await next(context).ConfigureAwait(false);
-        });
+        group.RequireBearerToken(() => Error(StatusCodes.Status401Unauthorized, "Authorization", BearerToken.Required));
         group.MapGet("/service-info", ServiceInfo);
         group.MapPost("/tasks", CreateAsync);
         group.MapGet("/tasks", List);
         group.MapGet("/tasks/{id}", Get);
         group.MapPost("/tasks/{id}:cancel", CancelAsync);
         return group;
-    }
-
-    private static bool Authorized(HttpRequest request, string token)
-    {
-        var header = request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-
-        var given = Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim());
-        return CryptographicOperations.FixedTimeEquals(given, Encoding.UTF8.GetBytes(token));
     }
 
     /// <summary>A TES-style error: <c>{"msg": ..., "status_code": ..., "field": ...}</c>.</summary>
