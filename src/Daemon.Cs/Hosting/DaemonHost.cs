@@ -1,3 +1,4 @@
+using HybridBatch.Daemon.Batch;
 using HybridBatch.Daemon.Tes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -33,6 +34,7 @@ internal static class DaemonHost
         builder.Services.AddSingleton(_ => new TaskStore(settings.Tes.DatabasePath));
         builder.Services.AddSingleton<TaskRunner>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TaskRunner>());
+        builder.Services.AddSingleton<BatchSessions>();
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = settings.Tes.MaxRequestBytes);
 
         var app = builder.Build();
@@ -47,6 +49,7 @@ internal static class DaemonHost
                 : Results.Json(new { status = "ready", run = runner.RunId }));
         app.MapMetrics("/metrics", metrics.Registry);
         app.MapTes();
+        app.MapBatchSessions();
         return app;
     }
 }
