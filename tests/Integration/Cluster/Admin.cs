@@ -84,15 +84,22 @@ internal static class Admin
     public static Task<(int ExitCode, string Output)> RunAsync(string program, string arguments, TimeSpan timeout) =>
         RunAsync(program, arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries), timeout);
 
-    /// <summary>Runs a program with an argument vector; returns its exit code and its standard output and error, interleaved.</summary>
-    public static async Task<(int ExitCode, string Output)> RunAsync(string program, IEnumerable<string> arguments, TimeSpan timeout)
+    /// <summary>Runs a program with an argument vector (and extra environment variables); returns its exit code and its standard output and error, interleaved.</summary>
+    public static async Task<(int ExitCode, string Output)> RunAsync(
+        string program, IEnumerable<string> arguments, TimeSpan timeout, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
         var start = new ProcessStartInfo(program, arguments)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"Cannot start {program}.");
         var text = new StringBuilder();
         process.OutputDataReceived += (_, e) =>
