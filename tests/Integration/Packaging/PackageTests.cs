@@ -119,6 +119,22 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
     }
 
     [Fact]
+    public async Task Installing_the_tool_again_over_the_installed_one_says_so_and_leaves_it_working()
+    {
+        // Installing over an installed tool is the dotnet CLI's to answer (the README says what it does); what HybridBatch
+        // owes is that nothing is left half-installed: the command still runs, at the same version.
+        var toolPath = Path.GetDirectoryName(feed.Tool)!;
+        var again = await ChildProcess.RunAsync(
+            "dotnet", ["tool", "install", "--tool-path", toolPath, "--add-source", feed.Feed, PackagedFeed.ToolId, "--version", feed.Version],
+            feed.NewFolder("reinstall"), BuildTimeout, output.WriteLine);
+        Assert.Contains("already installed", again.Output + again.Errors, StringComparison.Ordinal);
+
+        var version = await ChildProcess.RunAsync(feed.Tool, ["--version"], feed.NewFolder("version"), BuildTimeout, output.WriteLine);
+        Assert.True(version.ExitCode == 0, version.ToString());
+        Assert.StartsWith(feed.Version, version.Output.Trim(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_by_a_user_who_is_not_root_the_tool_says_the_local_cluster_needs_root_and_how_to_give_a_kubeconfig_and_exits_2()
     {
         var work = feed.NewFolder("not-root");
