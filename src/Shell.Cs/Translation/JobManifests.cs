@@ -201,7 +201,16 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     /// <summary>The run's own directory under the shared host path: what node cleanup removes.</summary>
     public string RunDirectory(string hostPath) => $"{hostPath.TrimEnd('/')}/{runId}";
 
-    /// <summary>A short Job, pinned to <paramref name="node"/>, that removes the run's work directory there.</summary>
+    /// <summary>How long a cleanup Job may wait for its node (gone, cordoned or full for that long: nothing left to clean, or the node's own cleanup).</summary>
+    public static readonly TimeSpan CleanupDeadline = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// A short Job, pinned to <paramref name="node"/>, that removes the run's work directory there. Pinned through the
+    /// scheduler (a required node affinity on the node's name, as the DaemonSet controller pins its pods), not
+    /// <c>nodeName</c>: a pod given a node directly skips the scheduler, and a node full of other pods makes its
+    /// kubelet fail it at once (OutOfcpu, OutOfmemory, OutOfpods), so the Job would give up after its few retries and the
+    /// directory would stay. Through the scheduler it waits until the node has room.
+    /// </summary>
     public V1Job? Cleanup(string node)
     {
         if (options.HostPath is not { } hostPath)
@@ -225,12 +234,28 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
             {
                 BackoffLimit = 2,
                 TtlSecondsAfterFinished = 60,
+                ActiveDeadlineSeconds = (long)CleanupDeadline.TotalSeconds,
                 Template = new V1PodTemplateSpec
                 {
                     Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>(labels) },
                     Spec = new V1PodSpec
                     {
-                        NodeName = node,
+                        Affinity = new V1Affinity
+                        {
+                            NodeAffinity = new V1NodeAffinity
+                            {
+                                RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector
+                                {
+                                    NodeSelectorTerms =
+                                    [
+                                        new V1NodeSelectorTerm
+                                        {
+                                            MatchFields = [new V1NodeSelectorRequirement { Key = "metadata.name", OperatorProperty = "In", Values = [node] }],
+                                        },
+                                    ],
+                                },
+                            },
+                        },
                         RestartPolicy = "Never",
                         AutomountServiceAccountToken = false,
                         Tolerations = [new V1Toleration { OperatorProperty = "Exists" }],

@@ -4,6 +4,7 @@ using HybridBatch.Integration.BatchSystem;
 using HybridBatch.Integration.Cluster;
 using HybridBatch.Integration.Resilience;
 using k8s;
+using k8s.Models;
 using Xunit.Abstractions;
 
 namespace HybridBatch.Integration.Faults;
@@ -314,6 +315,97 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         {
             await ClusterControl.UpAsync(output);
             await run.EndAsync();
+        }
+    }
+
+    [Fact]
+    public async Task On_a_full_node_the_cleanup_of_its_last_job_waits_for_room_instead_of_failing_and_then_removes_the_directory()
+    {
+        var hostPath = Path.Combine(Path.GetTempPath(), "hybridbatch-fullnode-" + Guid.NewGuid().ToString("N")[..8]);
+        await using var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, o => o with { HostPath = hostPath }), Batch.Logging(output));
+        var runDirectory = Path.Combine(hostPath, system.RunId);
+        var filler = "filler-" + Guid.NewGuid().ToString("N")[..8];
+        // The node and every namespace's pods are the admin's to see; the product identity sees its namespace only.
+        using var admin = Admin.Client();
+        try
+        {
+            // The job holds on until the node is full, so its end (and the node's cleanup) comes while it is. It asks for
+            // 1m of CPU: what its end gives back is less than the cleanup pod's 10m, so the node stays full for that.
+            var id = await system.IssueBatchJobAsync(
+                "touch /var/lib/hybridbatch/started && while [ ! -e /var/lib/hybridbatch/go ]; do sleep 0.2; done", Batch.Job("last", cores: 0.001));
+            Assert.True(await Batch.EventuallyAsync(() => Task.FromResult(File.Exists(Path.Combine(runDirectory, "started"))), TimeSpan.FromSeconds(120)));
+            var node = (await cluster.Client.CoreV1.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={system.RunId}")).Items.Single().Spec.NodeName;
+
+            // Fill the node: a pod outside the run asking for all the CPU the node's other pods leave. This collection runs
+            // alone, so nothing else comes or goes meanwhile.
+            var allocatable = (await admin.CoreV1.ReadNodeAsync(node)).Status.Allocatable["cpu"].ToDecimal();
+            var pods = (await admin.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={node}")).Items
+                .Where(p => p.Status?.Phase is not ("Succeeded" or "Failed"));
+            var requested = pods.SelectMany(p => p.Spec.Containers).Sum(c => c.Resources?.Requests?.TryGetValue("cpu", out var q) == true ? q.ToDecimal() : 0m);
+            var free = (long)((allocatable - requested) * 1000m);
+            output.WriteLine($"node {node}: {allocatable} CPU allocatable, {requested} requested; the filler asks for {free}m");
+            Assert.True(free > 0, "the node has no CPU left before the filler: something else is running beside the fault tests");
+            await admin.CoreV1.CreateNamespacedPodAsync(
+                new V1Pod
+                {
+                    Metadata = new V1ObjectMeta { Name = filler },
+                    Spec = new V1PodSpec
+                    {
+                        NodeName = node,
+                        RestartPolicy = "Never",
+                        TerminationGracePeriodSeconds = 0,
+                        Containers =
+                        [
+                            new V1Container
+                            {
+                                Name = "filler",
+                                Image = KubernetesBatchSystemOptions.DefaultImage,
+                                Command = ["sleep", "3600"],
+                                Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new($"{free}m") } },
+                            },
+                        ],
+                    },
+                },
+                cluster.Namespace);
+            Assert.True(await Batch.EventuallyAsync(
+                async () => (await admin.CoreV1.ReadNamespacedPodAsync(filler, cluster.Namespace)).Status?.Phase == "Running",
+                TimeSpan.FromSeconds(120)), "the filler pod did not start");
+
+            await File.WriteAllTextAsync(Path.Combine(runDirectory, "go"), "");
+            Assert.Equal(id, (await Batch.NextAsync(system)).JobId);
+
+            // The node's cleanup Job is made, and its pod waits for room: unscheduled, not failed.
+            var cleanupSelector = $"hybridbatch.io/run={system.RunId},hybridbatch.io/cleanup";
+            Assert.True(await Batch.EventuallyAsync(
+                async () => (await cluster.Client.CoreV1.ListNamespacedPodAsync(cluster.Namespace, labelSelector: cleanupSelector)).Items
+                    .Any(p => p.Status?.Conditions?.Any(c => c.Type == "PodScheduled" && c.Status == "False") == true),
+                TimeSpan.FromSeconds(60)), "the cleanup pod did not wait unscheduled for room on the full node");
+            var cleanups = (await cluster.Client.BatchV1.ListNamespacedJobAsync(cluster.Namespace, labelSelector: cleanupSelector)).Items;
+            Assert.All(cleanups, j => Assert.True((j.Status?.Failed ?? 0) == 0, $"cleanup Job {j.Name()} has failed pods on the full node"));
+            Assert.True(Directory.Exists(runDirectory));
+
+            await admin.CoreV1.DeleteNamespacedPodAsync(filler, cluster.Namespace, gracePeriodSeconds: 0);
+            Assert.True(
+                await Batch.EventuallyAsync(() => Task.FromResult(!Directory.Exists(runDirectory)), TimeSpan.FromSeconds(120)),
+                $"{runDirectory} should be removed once the node has room again");
+            cleanups = (await cluster.Client.BatchV1.ListNamespacedJobAsync(cluster.Namespace, labelSelector: cleanupSelector)).Items;
+            Assert.All(cleanups, j => Assert.True((j.Status?.Failed ?? 0) == 0, $"cleanup Job {j.Name()} has failed pods"));
+        }
+        finally
+        {
+            try
+            {
+                await admin.CoreV1.DeleteNamespacedPodAsync(filler, cluster.Namespace, gracePeriodSeconds: 0);
+            }
+            catch (k8s.Autorest.HttpOperationException)
+            {
+            }
+
+            await system.ShutdownAsync();
+            if (Directory.Exists(hostPath))
+            {
+                Directory.Delete(hostPath, recursive: true);
+            }
         }
     }
 
