@@ -12,7 +12,8 @@ namespace HybridBatch.Integration.Toil;
 /// an in-process daemon: Toil's own <c>AbstractBatchSystemTest</c> cases with Toil's test code as written, and the
 /// plugin's own tests. The jobs run in the image <c>clients/toil/build-image</c> makes (Debian with the same toil).
 /// </summary>
-public sealed class ToilPluginTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
+[Collection(WholeNodeCollection.Name)]
+public sealed class ToilPluginTests(LocalClusterFixture cluster, ITestOutputHelper output)
 {
     private const string ToilImage = "docker.io/library/hybridbatch-toil:local";
     private static readonly SemaphoreSlim PrepareGate = new(1, 1);
@@ -140,4 +141,16 @@ public sealed class ToilPluginTests(LocalClusterFixture cluster, ITestOutputHelp
             PrepareGate.Release();
         }
     }
+}
+
+/// <summary>
+/// Tests that need the node's CPU to themselves: Toil's <c>test_run_jobs</c> runs two jobs of one core each at once on
+/// the two-core node and gives them 120 s to start, which other classes' pods beside them could use up. The collection
+/// runs alone, after the parallel ones.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class WholeNodeCollection : ICollectionFixture<LocalClusterFixture>
+{
+    /// <summary>The collection name.</summary>
+    public const string Name = "Whole node";
 }
