@@ -271,7 +271,18 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
             """{"executors": [{"image": "busybox:1.35", "command": ["echo", """ + "\"" + new string('x', 2 * 1024 * 1024) + "\"]}]}",
             Encoding.UTF8,
             "application/json");
-        using var response = await withToken.Client.PostAsync("/ga4gh/tes/v1/tasks", huge);
+        // A client that sends a large body asks first (Expect: 100-continue, as curl does above 1 MiB) and waits for the
+        // answer: without that, the refusal races the upload and the client may see the connection closed under its
+        // write instead of the 413.
+        using var careful = new HttpClient(new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromMinutes(1) })
+        {
+            BaseAddress = withToken.Address,
+            Timeout = TimeSpan.FromMinutes(2),
+        };
+        using var post = new HttpRequestMessage(HttpMethod.Post, "/ga4gh/tes/v1/tasks") { Content = huge };
+        post.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+        post.Headers.ExpectContinue = true;
+        using var response = await careful.SendAsync(post);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         await withToken.DisposeAsync();
         Directory.Delete(secured, recursive: true);
