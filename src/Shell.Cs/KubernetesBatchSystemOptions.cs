@@ -40,6 +40,13 @@ public sealed partial record KubernetesBatchSystemOptions
     /// <summary>A path on the nodes shared by the run's jobs as their work directory (Toil's <c>--kubernetesHostPath</c>); null: a per-pod empty directory.</summary>
     public string? HostPath { get; init; }
 
+    /// <summary>
+    /// Directories on the nodes that every job mounts read-write at the same path, so that the leader and its jobs see
+    /// the same files there: a Toil file job store, a workflow's own scripts. The nodes must share them (a network file
+    /// system, or a one-node cluster on the leader's machine); one missing on a node is created there, empty.
+    /// </summary>
+    public IReadOnlyList<string> SharedPaths { get; init; } = [];
+
     /// <summary>The user name jobs are marked with (Toil's <c>--kubernetesOwner</c>); null: <see cref="KubernetesBatchSystem.GetDefaultKubernetesOwner"/>.</summary>
     public string? Owner { get; init; }
 
@@ -161,6 +168,19 @@ public sealed partial record KubernetesBatchSystemOptions
             problems.Add($"the host path '{HostPath}' is not absolute: give a path starting with '/'");
         }
 
+        foreach (var path in SharedPaths)
+        {
+            if (SharedPathProblem(path) is { } problem)
+            {
+                problems.Add(problem);
+            }
+        }
+
+        if (SharedPaths.Distinct(StringComparer.Ordinal).Count() < SharedPaths.Count)
+        {
+            problems.Add($"a shared path is given twice in '{string.Join(':', SharedPaths)}': give each once");
+        }
+
         if (!WorkDir.StartsWith('/'))
         {
             problems.Add($"the work directory '{WorkDir}' is not absolute: give a path starting with '/'");
@@ -190,6 +210,28 @@ public sealed partial record KubernetesBatchSystemOptions
 
         return problems;
     }
+
+    private string? SharedPathProblem(string path)
+    {
+        if (!path.StartsWith('/'))
+        {
+            return $"the shared path '{path}' is not absolute: give a path starting with '/'";
+        }
+
+        var normal = path.TrimEnd('/');
+        if (normal.Length == 0 || normal.Split('/').Any(part => part is "." or ".."))
+        {
+            return $"the shared path '{path}' is the root or has '.' or '..' in it: give the directory to share, such as /data/jobstore";
+        }
+
+        var taken = JobManifests.FixedMounts.Append(WorkDir.TrimEnd('/')).FirstOrDefault(mount => Overlaps(normal, mount));
+        return taken is null
+            ? null
+            : $"the shared path '{path}' overlaps {taken}, where job containers mount another volume: share another directory";
+    }
+
+    private static bool Overlaps(string path, string mount) =>
+        path == mount || path.StartsWith(mount + "/", StringComparison.Ordinal) || mount.StartsWith(path + "/", StringComparison.Ordinal);
 
     private static string Seconds(TimeSpan duration) => duration.TotalSeconds.ToString(CultureInfo.InvariantCulture);
 

@@ -30,6 +30,17 @@ internal static class SettingKind
         "a value",
         text => text);
 
+    /// <summary>Paths separated by ':', as in <c>PATH</c>; empty entries are skipped.</summary>
+    public static readonly SettingKind<IReadOnlyList<string>> Paths = new(
+        (string text, out IReadOnlyList<string> value) =>
+        {
+            value = text.Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            return true;
+        },
+        "path:path…",
+        "paths separated by ':'",
+        paths => string.Join(':', paths));
+
     public static readonly SettingKind<bool> Switch = new(bool.TryParse, "true|false", "true or false", value => value ? "true" : "false");
 
     public static readonly SettingKind<int> Count = Invariant<int>(NumberStyles.Integer, "n", "a whole number such as 8 (no units)");

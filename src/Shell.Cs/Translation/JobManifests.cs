@@ -102,6 +102,7 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
                 new V1VolumeMount { MountPath = options.WorkDir, Name = "workdir" },
                 new V1VolumeMount { MountPath = CoordinationDirectory, Name = "coordination" },
                 new V1VolumeMount { MountPath = ScratchDirectory, Name = ScratchVolume },
+                .. options.SharedPaths.Select((path, i) => new V1VolumeMount { MountPath = path, Name = SharedVolume(i) }),
             ],
             SecurityContext = ContainerSecurity(),
         };
@@ -110,7 +111,13 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         {
             Containers = [container],
             RestartPolicy = "Never",
-            Volumes = [.. Volumes(), Scratch(job.Requests)],
+            Volumes =
+            [
+                .. Volumes(),
+                Scratch(job.Requests),
+                .. options.SharedPaths.Select((path, i) =>
+                    new V1Volume { Name = SharedVolume(i), HostPath = new V1HostPathVolumeSource { Path = path, Type = "DirectoryOrCreate" } }),
+            ],
             SecurityContext = _podSecurity,
             ServiceAccountName = options.ServiceAccount,
             // A job gets API credentials only when it is given an account to use them with.
@@ -197,6 +204,9 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
             SizeLimit = requests.TryGetValue("ephemeral-storage", out var disk) ? new ResourceQuantity(disk) : null,
         },
     };
+
+    /// <summary>The volume name of the <paramref name="index"/>th of <see cref="KubernetesBatchSystemOptions.SharedPaths"/>.</summary>
+    public static string SharedVolume(int index) => "shared-" + index.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The run's own directory under the shared host path: what node cleanup removes.</summary>
     public string RunDirectory(string hostPath) => $"{hostPath.TrimEnd('/')}/{runId}";

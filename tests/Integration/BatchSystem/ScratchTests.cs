@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 
 namespace HybridBatch.Integration.BatchSystem;
 
-/// <summary>Every job gets a working temporary directory where TMPDIR points, whatever its image holds.</summary>
+/// <summary>The directories every job gets: a working temporary directory where TMPDIR points, whatever its image holds, and the shared paths.</summary>
 public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
     /// <summary>busybox and nothing else: no /etc, /tmp or /var/tmp (cluster/lib/images.sh).</summary>
@@ -49,6 +49,26 @@ public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper 
         var info = await RunAsync(
             $"[ \"$(id -u)\" = 65534 ] && {MakeAndUseTemporaryDirectory}", Batch.Job("minimal-nobody") with { Image = MinimalImage }, o => o with { RunAsUser = 65534 });
         Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
+    }
+
+    [Fact]
+    public async Task A_shared_path_is_the_same_directory_for_the_leader_and_every_job_at_the_same_path()
+    {
+        // The one node is this machine, so a directory here is the node's: what a job writes there, the leader reads.
+        var shared = Directory.CreateTempSubdirectory("hybridbatch-shared-");
+        try
+        {
+            var input = Path.Combine(shared.FullName, "in");
+            await File.WriteAllTextAsync(input, "from the leader\n");
+            var result = Path.Combine(shared.FullName, "out");
+            var info = await RunAsync($"tr a-z A-Z < {input} > {result}", Batch.Job("shared"), o => o with { SharedPaths = [shared.FullName] });
+            Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
+            Assert.Equal("FROM THE LEADER\n", await File.ReadAllTextAsync(result));
+        }
+        finally
+        {
+            shared.Delete(recursive: true);
+        }
     }
 }
 

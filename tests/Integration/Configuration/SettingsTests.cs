@@ -52,6 +52,14 @@ public sealed class SettingsTests
                 options.SecurityContext, options.MaxJobs, options.MaxCores, options.MaxMemory, options.MaxDisk));
     }
 
+    [Fact]
+    public void Shared_paths_are_separated_by_colons_as_in_PATH()
+    {
+        Assert.Equal(["/data/jobstore", "/home/me/workflow"], KubernetesBatchSystemConfiguration.FromArguments(["--sharedPaths", "/data/jobstore:/home/me/workflow:"], NoVariables).SharedPaths);
+        Assert.Equal(["/shared"], KubernetesBatchSystemConfiguration.FromArguments([], new Hashtable { ["HYBRIDBATCH_SHARED_PATHS"] = "/shared" }).SharedPaths);
+        Assert.Empty(new KubernetesBatchSystemOptions().SharedPaths);
+    }
+
     [Theory]
     [InlineData("90", 90_000)]
     [InlineData("1.5", 1_500)]
