@@ -16,6 +16,7 @@ namespace HybridBatch.Daemon.Batch;
 /// <param name="MaxMemory">Toil's <c>--maxMemory</c>, bytes.</param>
 /// <param name="MaxDisk">Toil's <c>--maxDisk</c>, bytes.</param>
 /// <param name="WorkDir">The jobs' work directory inside their containers.</param>
+/// <param name="SharedPaths">Node directories every job mounts at the same path (a Toil file job store); null: the daemon's.</param>
 internal sealed record SessionRequest(
     string? RunId = null,
     string? Image = null,
@@ -27,7 +28,8 @@ internal sealed record SessionRequest(
     double? MaxCores = null,
     long? MaxMemory = null,
     long? MaxDisk = null,
-    string? WorkDir = null)
+    string? WorkDir = null,
+    IReadOnlyList<string>? SharedPaths = null)
 {
     /// <summary>The daemon's options with the client's choices over them.</summary>
     public KubernetesBatchSystemOptions Apply(KubernetesBatchSystemOptions daemon, string runId) => daemon with
@@ -43,6 +45,7 @@ internal sealed record SessionRequest(
         MaxMemory = MaxMemory ?? daemon.MaxMemory,
         MaxDisk = MaxDisk ?? daemon.MaxDisk,
         WorkDir = WorkDir ?? daemon.WorkDir,
+        SharedPaths = SharedPaths ?? daemon.SharedPaths,
     };
 }
 
