@@ -44,7 +44,8 @@ class RegistrationTest(unittest.TestCase):
     def test_toils_command_line_offers_the_batch_system_and_its_options(self):
         result = run("-m", "toil.test.sort.sort", "--help")
         self.assertEqual(result.returncode, 0, result.stderr)
-        for option in ("hybridbatch", "--hybridbatchUrl", "--hybridbatchToken", "--kubernetesHostPath"):
+        for option in ("hybridbatch", "--hybridbatchUrl", "--hybridbatchToken", "--hybridbatchSharedPath",
+                       "--kubernetesHostPath"):
             self.assertIn(option, result.stdout)
 
 
@@ -73,6 +74,13 @@ class BadInputTest(unittest.TestCase):
         with self.assertRaises(HybridBatchUnavailable) as raised:
             HybridBatchSystem(settings, 2, int(1e9), 2001)
         self.assertIn("'relative/path' is not absolute", str(raised.exception.code))
+
+    def test_a_shared_path_the_daemon_refuses_stops_with_its_message(self):
+        settings = config()
+        settings.hybridbatch_shared_paths = ["/var/tmp"]
+        with self.assertRaises(HybridBatchUnavailable) as raised:
+            HybridBatchSystem(settings, 2, int(1e9), 2001)
+        self.assertIn("the shared path '/var/tmp' overlaps /var/tmp", str(raised.exception.code))
 
     def test_a_job_the_daemon_refuses_is_reported_failed_once_with_error(self):
         batch = HybridBatchSystem(config(), 2, int(1e9), 2001)

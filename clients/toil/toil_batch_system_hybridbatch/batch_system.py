@@ -15,7 +15,8 @@ from toil.batchSystems.abstractBatchSystem import (EXIT_STATUS_UNAVAILABLE_VALUE
 
 from .client import DaemonClient, DaemonError
 
-logger = logging.getLogger(__name__)
+# Under Toil's logger, as Toil's own batch systems log: its --logLevel applies, and the lines show in the leader's log.
+logger = logging.getLogger("toil.batchSystems.hybridbatch")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -72,6 +73,9 @@ class HybridBatchSystem(BatchSystemSupport):
             value = _setting(config, attribute, variable)
             if value:
                 request[key] = value
+        shared = _shared_paths(config)
+        if shared:
+            request["sharedPaths"] = shared
         timeout = _setting(config, "kubernetes_pod_timeout", "TOIL_KUBERNETES_POD_TIMEOUT")
         if timeout is not None:
             try:
@@ -106,6 +110,10 @@ class HybridBatchSystem(BatchSystemSupport):
                             help="Where the shared host path (--kubernetesHostPath) appears in the pods. Give the "
                                  "path the leader sees it at to share a file job store with the workers. Variable "
                                  "HYBRIDBATCH_WORK_DIR.")
+        parser.add_argument("--hybridbatchSharedPath", dest="hybridbatch_shared_paths", action="append", default=None,
+                            help="A directory every job mounts at the same path, for files the leader and its jobs "
+                                 "share (a workflow script's own directory); may be given more than once. A file job "
+                                 "store is shared without it. Variable HYBRIDBATCH_SHARED_PATHS, separated by ':'.")
         known = getattr(parser, "_option_string_actions", {})
         for flag, dest, default, variable, text in KUBERNETES_OPTIONS:
             if flag not in known:
@@ -117,6 +125,7 @@ class HybridBatchSystem(BatchSystemSupport):
         setOption("hybridbatch_token", default=None, env=["HYBRIDBATCH_TOKEN"])
         setOption("hybridbatch_image", default=None, env=["HYBRIDBATCH_IMAGE"])
         setOption("hybridbatch_work_dir", default=None, env=["HYBRIDBATCH_WORK_DIR"])
+        setOption("hybridbatch_shared_paths", default=None)
         for _, dest, default, variable, _ in KUBERNETES_OPTIONS:
             setOption(dest, default=default, env=[variable])
 
@@ -255,6 +264,27 @@ def _setting(config: Any, attribute: str, variable: str) -> Optional[str]:
     """An option from Toil's configuration, else from its variable (a Config made by hand has no batch-system options)."""
     value = getattr(config, attribute, None)
     return value if value not in (None, "") else os.environ.get(variable) or None
+
+
+def _shared_paths(config: Any) -> List[str]:
+    """
+    The directories every job mounts at the same path: the ones given, and a file job store's, as Toil's own TES batch
+    system mounts it, so that workers read and write the job store the leader made.
+    """
+    given = getattr(config, "hybridbatch_shared_paths", None)
+    if not given:
+        given = [p for p in os.environ.get("HYBRIDBATCH_SHARED_PATHS", "").split(":") if p]
+    paths = [os.path.abspath(p) for p in given]
+    locator = getattr(config, "jobStore", None)
+    if locator:
+        from toil.common import Toil  # here, not at the top: toil.common imports the batch-system registry
+
+        kind, rest = Toil.parseLocator(locator)
+        if kind == "file":
+            paths.append(os.path.abspath(rest))
+    # A directory inside another one shared is shared already.
+    return [p for p in dict.fromkeys(paths)
+            if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
 
 
 def _refusal(what: str, status: int, body: Dict[str, Any]) -> HybridBatchUnavailable:

@@ -30,14 +30,17 @@ internal sealed class Daemon : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    /// <summary>The arguments of serve against the test cluster, with a small per-job overhead for the small node.</summary>
+    /// <summary>
+    /// The arguments of serve against the test cluster, with a small per-job overhead for the small node unless
+    /// <paramref name="extra"/> gives one (serve refuses a flag given twice).
+    /// </summary>
     public static List<string> Arguments(LocalClusterFixture cluster, string dataDirectory, int port, params string[] extra) =>
     [
         "--urls", $"http://127.0.0.1:{port}",
         "--data-dir", dataDirectory,
         "--kubeconfig", cluster.KubeconfigPath,
         "--namespace", cluster.Namespace,
-        "--resourceOverhead", "16Mi",
+        .. extra.Contains("--resourceOverhead") ? [] : (string[])["--resourceOverhead", "16Mi"],
         .. extra,
     ];
 
