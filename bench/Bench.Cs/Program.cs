@@ -18,6 +18,20 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        try
+        {
+            return await RunAsync(args).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            // The library's own errors (cluster unreachable, bad kubeconfig, bad options) say what failed and the fix.
+            await Console.Error.WriteLineAsync($"bench: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+    }
+
+    private static async Task<int> RunAsync(string[] args)
+    {
         var repo = FindRepo();
         var results = Path.Combine(repo, "bench", "results");
         var command = args.FirstOrDefault() ?? "help";
