@@ -176,7 +176,8 @@ public sealed partial record KubernetesBatchSystemOptions
             }
         }
 
-        if (SharedPaths.Distinct(StringComparer.Ordinal).Count() < SharedPaths.Count)
+        // "/data" and "/data/" are one mount point: Kubernetes refuses a pod that mounts it twice.
+        if (SharedPaths.Select(path => path.TrimEnd('/')).Distinct(StringComparer.Ordinal).Count() < SharedPaths.Count)
         {
             problems.Add($"a shared path is given twice in '{string.Join(':', SharedPaths)}': give each once");
         }

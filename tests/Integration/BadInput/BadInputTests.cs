@@ -175,6 +175,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         { "a shared path over TMPDIR's scratch volume", o => o with { SharedPaths = ["/var"] }, ["shared path", "/var/tmp"] },
         { "a shared path in the work directory", o => o with { SharedPaths = ["/var/lib/hybridbatch/store"] }, ["shared path", "/var/lib/hybridbatch"] },
         { "a shared path given twice", o => o with { SharedPaths = ["/data", "/data"] }, ["shared path", "twice"] },
+        { "a shared path given twice, once with a trailing '/'", o => o with { SharedPaths = ["/data", "/data/"] }, ["shared path", "twice"] },
         { "relative work directory", o => o with { WorkDir = "work" }, ["work directory", "'/'"] },
         { "work directory where TMPDIR's scratch volume is", o => o with { WorkDir = "/var/tmp/" }, ["work directory", "/var/tmp"] },
         { "negative finished-job TTL", o => o with { FinishedJobTtl = TimeSpan.FromSeconds(-1) }, ["TTL", "zero or more"] },
