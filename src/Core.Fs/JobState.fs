@@ -132,6 +132,16 @@ type Effect =
     /// Delete every Job and pod of this run.
     | DeleteAll
 
+/// Why a created job waits for a reason that may never clear, and since when its pod timeout counts.
+type Stuck =
+    { why: string
+      since: Millis
+      /// The scheduler found no node with room for it. Jobs of the run on nodes hold room it gets when they end, so
+      /// its pod timeout runs only while the run holds none (`Lifecycle.stuckSince`): a fan-out larger than the
+      /// cluster waits its turn, and a job larger than every node, or one no node admits, fails once the run's other
+      /// jobs are done.
+      waitsForRoom: bool }
+
 /// Where a job is in its life.
 [<RequireQualifiedAccess>]
 type Phase =
@@ -141,7 +151,7 @@ type Phase =
     | Creating
     /// It exists in Kubernetes; its container is not running yet. `stuck` is why it waits and since when: from its
     /// creation until its pod appears, then while the pod waits for a reason that may never clear.
-    | Created of createdAt: Millis * stuck: (string * Millis) option
+    | Created of createdAt: Millis * stuck: Stuck option
     /// Its container runs.
     | Running of createdAt: Millis * startedAt: Millis
     /// It ended; the result waits for the caller. `deleted` says whether its Job was already deleted.
@@ -182,6 +192,8 @@ type Model =
       used: PoolUsage
       /// Jobs of this run counted on each node.
       nodes: Map<string, int>
+      /// The last moment a job of this run was on a node (held room there), if one ever was.
+      roomHeldAt: Millis option
       /// Jobs killed while their create call was under way: their Job must be deleted once it exists.
       tombstones: Map<JobId, string>
       shutDown: bool }
@@ -197,6 +209,7 @@ let initial (config: Config) : Model =
       stuck = Set.empty
       used = Pool.empty
       nodes = Map.empty
+      roomHeldAt = None
       tombstones = Map.empty
       shutDown = false }
 

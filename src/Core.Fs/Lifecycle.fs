@@ -151,13 +151,24 @@ let private resync (model: Model) (snapshot: PodFacts list) (listedAt: Millis) (
     let model, seen = each (fun m pod -> observe m pod at) model snapshot
     model, lost @ seen
 
+/// Since when the pod timeout of a job stuck as `stuck` counts at `at`: since it got stuck, but for a job whose pod
+/// waits for room, not before the run last held room on a node (none while it holds some now).
+let stuckSince (model: Model) (stuck: Stuck) (at: Millis) : Millis =
+    if not stuck.waitsForRoom then stuck.since
+    elif not model.nodes.IsEmpty then at
+    else
+        match model.roomHeldAt with
+        | Some held -> max stuck.since held
+        | None -> stuck.since
+
 /// Fail jobs stuck past the pod timeout, naming why.
 let private expire (model: Model) (at: Millis) =
     model.stuck
     |> Seq.choose (fun id ->
         match model.jobs.TryFind id with
-        | Some({ phase = Phase.Created(_, Some(why, since)) } as job) when at - since >= model.config.podTimeout ->
-            Some(job, why, since)
+        | Some({ phase = Phase.Created(_, Some stuck) } as job) ->
+            let since = stuckSince model stuck at
+            if at - since >= model.config.podTimeout then Some(job, stuck.why, since) else None
         | _ -> None)
     |> List.ofSeq
     |> each
@@ -186,7 +197,8 @@ let private kill (model: Model) (id: JobId) : Model * Effect list =
         | Phase.Ended(_, _, deleted) -> model, (if deleted then [] else delete)
 
 /// A job that exists in Kubernetes and whose pod has not appeared yet: the pod timeout runs from its creation.
-let private createdWithoutPod (createdAt: Millis) = Phase.Created(createdAt, Some(NoPodYet, createdAt))
+let private createdWithoutPod (createdAt: Millis) =
+    Phase.Created(createdAt, Some { why = NoPodYet; since = createdAt; waitsForRoom = false })
 
 let private live (model: Model) =
     model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter isLive |> List.ofSeq
@@ -246,9 +258,33 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
                 shutDown = true },
             [ Effect.DeleteAll ]
 
+/// When an event happened.
+let private timeOf (event: Event) : Millis =
+    match event with
+    | Event.Issued(_, at)
+    | Event.Adopted(_, _, at)
+    | Event.KillRequested(_, at)
+    | Event.Created(_, at)
+    | Event.CreateFailed(_, _, at)
+    | Event.Observed(_, at)
+    | Event.Removed(_, _, at)
+    | Event.Resynced(_, _, at)
+    | Event.NodeLost(_, at)
+    | Event.Tick at
+    | Event.Shutdown at -> at
+
+/// The run held room on a node up to `at` when a job of it was on one before or after an event that changed the model
+/// (an event that changes nothing leaves the model as it was; the moment room comes free always changes it).
+let private noteRoom (before: Model) (after: Model) (at: Millis) : Model =
+    if obj.ReferenceEquals(before, after) || before.nodes.IsEmpty && after.nodes.IsEmpty then
+        after
+    else
+        { after with roomHeldAt = Some at }
+
 /// The transition function: the next model and the effects to perform, in order (node cleanups first).
 let step (model: Model) (event: Event) : Model * Effect list =
     let after, effects = apply model event
+    let after = noteRoom model after (timeOf event)
 
     match NodeCleanup.vacated model after event effects with
     | [] -> after, effects

@@ -83,14 +83,17 @@ let place (job: Job) (pod: PodFacts) (phase: Phase) (at: Millis) : Job =
 let private waiting (phase: Phase) (pod: PodFacts) (at: Millis) =
     let why =
         match pod.unschedulable, pod.container with
-        | Some message, _ -> Some(describe "Unschedulable" (Some message))
-        | None, Container.Waiting(reason, message) when stuckReasons.Contains reason -> Some(describe reason message)
+        | Some message, _ -> Some(describe "Unschedulable" (Some message), true)
+        | None, Container.Waiting(reason, message) when stuckReasons.Contains reason ->
+            Some(describe reason message, false)
         | None, _ -> None
 
     match phase, why with
-    | Phase.Created(createdAt, None), Some why -> Phase.Created(createdAt, Some(why, at))
+    | Phase.Created(createdAt, None), Some(why, room) ->
+        Phase.Created(createdAt, Some { why = why; since = at; waitsForRoom = room })
     // The cause may change (ErrImagePull → ImagePullBackOff); the clock keeps running.
-    | Phase.Created(createdAt, Some(_, since)), Some why -> Phase.Created(createdAt, Some(why, since))
+    | Phase.Created(createdAt, Some stuck), Some(why, room) ->
+        Phase.Created(createdAt, Some { stuck with why = why; waitsForRoom = room })
     | Phase.Created(createdAt, Some _), None -> Phase.Created(createdAt, None)
     | phase, _ -> phase
 

@@ -53,7 +53,7 @@ public static class KubernetesBatchSystemConfiguration
             "The service account jobs run as, with its token mounted in their pods.", defaultText: "none, and no token in the pods"),
         Define(nameof(Options.PodTimeout), "--kubernetesPodTimeout", Seconds,
             ["TOIL_KUBERNETES_POD_TIMEOUT", "HYBRIDBATCH_POD_TIMEOUT"], (o, v) => o with { PodTimeout = v },
-            "How long a pod may stay stuck (unschedulable, image missing, creating) before its job fails.", o => o.PodTimeout),
+            "How long a pod may stay stuck (unschedulable, image missing, creating) before its job fails; an unschedulable pod waits while jobs of the run hold the room it needs.", o => o.PodTimeout),
         Define(nameof(Options.Privileged), "--kubernetesPrivileged", Switch,
             ["TOIL_KUBERNETES_PRIVILEGED", "HYBRIDBATCH_PRIVILEGED"], (o, v) => o with { Privileged = v },
             "Run job containers privileged.", o => o.Privileged),

@@ -55,7 +55,8 @@ public sealed partial record KubernetesBatchSystemOptions
 
     /// <summary>
     /// How long a pod may stay stuck (unschedulable, image missing, creating) before its job fails (Toil's
-    /// <c>--kubernetesPodTimeout</c>, which gives it in seconds).
+    /// <c>--kubernetesPodTimeout</c>, which gives it in seconds). An unschedulable pod's time runs only while no job of
+    /// the run is on a node: until then it waits for the room those jobs hold.
     /// </summary>
     public TimeSpan PodTimeout { get; init; } = TimeSpan.FromSeconds(120);
 

@@ -163,7 +163,7 @@ let ``a pod stuck past the timeout ends in exactly one failure naming why`` () =
                     jobs t.after
                     |> List.exists (fun job ->
                         match job.phase with
-                        | Phase.Created(_, Some(_, since)) -> at - since >= config.podTimeout
+                        | Phase.Created(_, Some stuck) -> at - stuckSince t.after stuck at >= config.podTimeout
                         | _ -> false)
 
                 let expiredRight =
@@ -173,7 +173,7 @@ let ``a pod stuck past the timeout ends in exactly one failure naming why`` () =
                             r.reason = ExitReason.Error
                             && r.message |> Option.exists (fun m -> m.Contains "pod timeout")
                             && (match job t.before r.id with
-                                | Some { phase = Phase.Created(_, Some(why, _)) } -> r.message.Value.StartsWith why
+                                | Some { phase = Phase.Created(_, Some stuck) } -> r.message.Value.StartsWith stuck.why
                                 | _ -> false)
                         | _ -> true)
 
@@ -242,3 +242,73 @@ let ``a created job whose pod never appears ends with Error once the pod timeout
 
     Prop.forAll (Arb.fromGen cases) (fun (adopt, wait, podAfter) ->
         noPodCase adopt (int64 wait) (podAfter |> Option.map int64))
+
+/// Job 1 runs on node-a; job 2's pod is seen at t0 waiting, for room (unschedulable) or for an image; job 1 ends
+/// `freedAfter` ms after t0 (or never); then a tick `wait` ms after t0.
+let private waitingCase (forRoom: bool) (freedAfter: Millis option) (wait: Millis) =
+    let t0 = 1_000_000L
+
+    let pod job phase container unschedulable =
+        { job = job
+          pod = $"job-{job}-pod-0"
+          node = (if unschedulable then None else Some "node-a")
+          phase = phase
+          reason = None
+          message = None
+          unschedulable = (if unschedulable then Some "0/1 nodes are available: 1 Insufficient cpu." else None)
+          container = container
+          deleting = false }
+
+    let events =
+        [ Event.Issued(prepared 1 100L, t0 - 20L)
+          Event.Issued(prepared 2 100L, t0 - 10L)
+          Event.Created(1, t0 - 9L)
+          Event.Created(2, t0 - 8L)
+          Event.Observed(pod 1 PodPhase.Running (Container.Running(t0 - 5L)) false, t0 - 5L)
+          Event.Observed(
+              (if forRoom then
+                   pod 2 PodPhase.Pending Container.NotCreated true
+               else
+                   pod 2 PodPhase.Pending (Container.Waiting("ImagePullBackOff", None)) false),
+              t0
+          ) ]
+        @ (freedAfter
+           |> Option.filter (fun d -> d <= wait)
+           |> Option.map (fun d ->
+               Event.Observed(
+                   pod 1 PodPhase.Succeeded (Container.Terminated(0, Some "Completed", None, Some(t0 - 5L), Some(t0 + d))) false,
+                   t0 + d
+               ))
+           |> Option.toList)
+
+    let model, _ = fold (initial config) events
+    let _, effects = step model (Event.Tick(t0 + wait))
+
+    let timedOut =
+        effects
+        |> List.exists (function
+            | Effect.Ended(r, _) -> r.id = 2 && r.reason = ExitReason.Error
+            | _ -> false)
+
+    // A job waiting for room waits while job 1 holds the node, and from when job 1 left it; an image never comes.
+    let expected =
+        match forRoom, freedAfter with
+        | false, _ -> wait >= config.podTimeout
+        | true, Some d when d <= wait -> wait - d >= config.podTimeout
+        | true, _ -> false
+
+    timedOut = expected
+    |> Prop.label $"timed out: {timedOut}, expected {expected} (for room {forRoom}, freed after {freedAfter})"
+
+[<CoreProperty>]
+let ``a pod waiting for room does not time out while a job of the run holds a node, a stuck one does``
+    ()
+    =
+    let cases =
+        Gen.zip3
+            (Gen.elements [ false; true ])
+            (Gen.frequency [ 1, Gen.constant None; 3, Gen.map Some (Gen.choose (0, 12_000)) ])
+            (Gen.choose (0, 20_000))
+
+    Prop.forAll (Arb.fromGen cases) (fun (forRoom, freedAfter, wait) ->
+        waitingCase forRoom (freedAfter |> Option.map int64) (int64 wait))

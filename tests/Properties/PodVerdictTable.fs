@@ -24,12 +24,15 @@ let private tracked (phase: Phase) (pod: string option) =
       node = pod |> Option.map (fun _ -> "node-a") }
 
 let private created = tracked (Phase.Created(createdAt, None)) (Some "pod-a")
-let private withoutPod = tracked (Phase.Created(createdAt, Some(NoPodYet, createdAt))) None
+let private waits why since room =
+    Some { why = why; since = since; waitsForRoom = room }
+
+let private withoutPod = tracked (Phase.Created(createdAt, waits NoPodYet createdAt false)) None
 let private creating = tracked Phase.Creating None
 let private running = tracked (Phase.Running(createdAt, 4_000L)) (Some "pod-a")
 
 let private stuck why since =
-    tracked (Phase.Created(createdAt, Some(why, since))) (Some "pod-a")
+    tracked (Phase.Created(createdAt, waits why since false)) (Some "pod-a")
 
 let private pod (phase: PodPhase) (container: Container) =
     { job = 1
@@ -72,11 +75,11 @@ let table: (string * Job * PodFacts * Verdict) list =
       "an image that cannot be pulled starts the pod timeout, naming why",
       created,
       waitingFor "ImagePullBackOff" (Some "image missing"),
-      Verdict.Continues(Phase.Created(createdAt, Some("ImagePullBackOff: image missing", at)))
+      Verdict.Continues(Phase.Created(createdAt, waits "ImagePullBackOff: image missing" at false))
       "a changed reason to wait keeps the clock running",
       stuck "ErrImagePull" 5_000L,
       waitingFor "ImagePullBackOff" None,
-      Verdict.Continues(Phase.Created(createdAt, Some("ImagePullBackOff", 5_000L)))
+      Verdict.Continues(Phase.Created(createdAt, waits "ImagePullBackOff" 5_000L false))
       "a reason that clears by itself stops the clock",
       stuck "ErrImagePull" 5_000L,
       waitingFor "PodInitializing" None,
@@ -84,7 +87,7 @@ let table: (string * Job * PodFacts * Verdict) list =
       "a pod no node fits is stuck, with the scheduler's message",
       created,
       { pending with unschedulable = Some "0/1 nodes are available" },
-      Verdict.Continues(Phase.Created(createdAt, Some("Unschedulable: 0/1 nodes are available", at)))
+      Verdict.Continues(Phase.Created(createdAt, waits "Unschedulable: 0/1 nodes are available" at true))
       "exit 0 finishes, timed from start to finish",
       running,
       terminated 0 (Some "Completed") (Some 4_000L) (Some 9_000L),
