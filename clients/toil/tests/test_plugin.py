@@ -113,6 +113,23 @@ class ExitReasonTest(unittest.TestCase):
         finally:
             batch.shutdown()
 
+    def test_why_a_job_could_not_run_is_in_the_leaders_log(self):
+        settings = config()
+        settings.hybridbatch_image = "docker.io/library/no-such-image:1"
+        settings.kubernetes_pod_timeout = 5
+        batch = HybridBatchSystem(settings, 2, int(1e9), 2001)
+        try:
+            missing = batch.issueBatchJob(job("true", "missing-image"))
+            with self.assertLogs("toil.batchSystems.hybridbatch", level="WARNING") as logs:
+                update = batch.getUpdatedBatchJob(maxWait=120)
+            self.assertEqual((update.jobID, update.exitReason), (missing, BatchJobExitReason.ERROR))
+            line = "\n".join(logs.output)
+            self.assertIn(f"job {missing} ", line)
+            self.assertIn("ERROR", line)
+            self.assertIn("pod timeout", line)
+        finally:
+            batch.shutdown()
+
 
 if __name__ == "__main__":
     unittest.main()

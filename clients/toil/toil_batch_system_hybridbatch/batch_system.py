@@ -212,8 +212,13 @@ class HybridBatchSystem(BatchSystemSupport):
                         self._to_daemon.pop(local, None)
                 if local is None:
                     continue  # Killed here after the daemon saw it end: Toil never hears of a killed job.
-                return UpdatedBatchJobInfo(jobID=local, exitStatus=body["exitStatus"],
-                                           exitReason=BatchJobExitReason(body["exitReasonCode"]),
+                reason = BatchJobExitReason(body["exitReasonCode"])
+                if reason != BatchJobExitReason.FINISHED and body.get("message"):
+                    # Why, in HybridBatch's words (a pod stuck past its timeout, an OOM kill, a lost node): Toil's
+                    # own log of a failed job has only the exit status and reason code.
+                    logger.warning("job %d (%s) ended %s, exit status %d: %s", local, body.get("backingId", "?"),
+                                   reason.name, body["exitStatus"], body["message"])
+                return UpdatedBatchJobInfo(jobID=local, exitStatus=body["exitStatus"], exitReason=reason,
                                            wallTime=body["wallTime"])
             if status != 204:
                 raise _refusal("the HybridBatch daemon refused to return finished jobs", status, body)
