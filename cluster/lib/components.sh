@@ -139,8 +139,22 @@ iptables:
 EOF
 }
 
+# Every request the API server receives, one JSON line each (who, user agent, verb, resource, when), logged as it
+# arrives (stage RequestReceived only, so a watch that is still open is counted too): how benchmarks count the requests
+# a client makes, the same way for any client. Rotated at 100 MB, one old file kept.
+write_audit_policy() {
+    write_if_changed "$AUDIT_POLICY" <<EOF || true
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [ResponseStarted, ResponseComplete, Panic]
+rules:
+  - level: Metadata
+EOF
+}
+
 write_configs() {
     mkdir -p "$ETC" "$RUN" "$LOGS"
+    write_audit_policy
     write_cni_config
     write_containerd_config
     write_kubelet_config
@@ -189,13 +203,14 @@ component_pid() {
     return 1
 }
 
-# The arguments plus the content of every state file they name: a change in either means a restart.
+# The arguments plus the content of every state file they name (not the logs a daemon writes, such as the audit log):
+# a change in either means a restart.
 fingerprint() {
     local arg file
     for arg in "$@"; do
         echo "$arg"
         file="${arg#*=}"
-        if [[ "$file" == "$STATE"/* && -f "$file" ]]; then
+        if [[ "$file" == "$STATE"/* && "$file" != "$LOGS"/* && -f "$file" ]]; then
             sha256sum "$file"
         fi
     done | sha256sum | cut -c1-64
@@ -333,7 +348,12 @@ start_apiserver() {
         --feature-gates=TTLAfterFinished=true \
         --default-not-ready-toleration-seconds=30 \
         --default-unreachable-toleration-seconds=30 \
-        --profiling=false
+        --profiling=false \
+        --audit-policy-file="$AUDIT_POLICY" \
+        --audit-log-path="$AUDIT_LOG" \
+        --audit-log-format=json \
+        --audit-log-maxsize=100 \
+        --audit-log-maxbackup=1
     wait_healthy kube-apiserver 90 admin_kubectl get --raw /readyz
 }
 
