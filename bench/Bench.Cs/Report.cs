@@ -259,6 +259,11 @@ internal static class Report
 
         What the figures mean, where the targets are missed and why: [NOTES.md](NOTES.md).
 
+        Toil's own Kubernetes batch system beside HybridBatch, with Toil's leader driving both:
+        `bench/toil/run` runs Toil's sort example and a 500-job fan-out with `--batchSystem kubernetes` and
+        `--batchSystem hybridbatch` on the local cluster and counts both clients' requests the same way, from the API
+        server's audit log; its newest figures are in [results/toil-latest.md](results/toil-latest.md).
+
         ![throughput and detection latency against job count](results/latest.png)
 
         {table}
