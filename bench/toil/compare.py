@@ -3,7 +3,7 @@ cluster, one after the other, and measures each run the same way: wall time of t
 system's client made (from the API server's audit log: every request, with its user and user agent, as it arrives),
 and each job's delay from its worker's end in the pod to getUpdatedBatchJob returning it to the leader (leader.py).
 
-    python3 compare.py --python VENV_PYTHON --kubeconfig PATH --audit-log PATH --shared DIR --out RESULT.json
+    python3 compare.py --python VENV_PYTHON --user NAME --audit-log PATH --shared DIR --out RESULT.json
                        [--children 500] [--systems hybridbatch,kubernetes] [--workflows sort,fanout]
 
 Called by bench/toil/run, which prepares Toil, the plugin, the workers' image and the daemon.
@@ -18,7 +18,6 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime
