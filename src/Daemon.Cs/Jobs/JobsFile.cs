@@ -1,4 +1,6 @@
 using System.Globalization;
+using HybridBatch.Core;
+using HybridBatch.Core.Api;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -15,13 +17,15 @@ internal sealed class JobsFileException(string message) : Exception(message);
 /// <param name="Environment">Environment variables.</param>
 /// <param name="Count">How many instances to run.</param>
 /// <param name="Line">Where the entry starts in the file.</param>
+/// <param name="Retry">When and how often an instance that did not succeed runs again; null: never.</param>
 internal sealed record JobEntry(
     string Name,
     string Command,
     JobDescription Description,
     IReadOnlyDictionary<string, string> Environment,
     int Count,
-    int Line);
+    int Line,
+    RetryPolicy? Retry = null);
 
 /// <summary>A parsed jobs file.</summary>
 /// <param name="Jobs">The entries, in file order.</param>
@@ -42,8 +46,10 @@ internal sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOver
 
     private static readonly string[] TopKeys = ["jobs", "resourceOverhead"];
     private static readonly string[] JobKeys =
-        ["name", "command", "image", "cores", "memory", "disk", "gpus", "env", "preemptible", "placement", "count"];
+        ["name", "command", "image", "cores", "memory", "disk", "gpus", "env", "preemptible", "placement", "count", "retry"];
     private static readonly string[] PlacementKeys = ["required", "desired", "prohibited", "tolerated"];
+    private static readonly string[] RetryKeys = ["on", "attempts", "memory"];
+    private static readonly string[] RetryMemoryKeys = ["factor", "max"];
 
     /// <summary>Reads a jobs file (YAML, or JSON, which is YAML too).</summary>
     /// <param name="path">The file.</param>
@@ -309,6 +315,7 @@ internal sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOver
                 }
             }
 
+            var retry = map.TryGetValue("retry", out var r) ? Retry(r, $"{label}.retry", memory) : null;
             var description = new JobDescription(name, cores, memory, disk)
             {
                 Image = image,
@@ -316,8 +323,44 @@ internal sealed record JobsFile(IReadOnlyList<JobEntry> Jobs, long? ResourceOver
                 Placement = placement,
                 Accelerators = gpus > 0 ? [new AcceleratorRequirement(gpus)] : [],
             };
-            return new JobEntry(name, command, description, environment, count, (int)node.Start.Line);
+            return new JobEntry(name, command, description, environment, count, (int)node.Start.Line, retry);
         }
+
+        // The core checks the policy; a problem is reported at the node of the field it names (the item of 'on' it
+        // names), or at the nearest enclosing node when the field is missing.
+        private RetryPolicy Retry(YamlNode node, string field, long firstMemory)
+        {
+            var parts = Map(node, field, RetryKeys);
+            YamlNode? onNode = parts.GetValueOrDefault("on");
+            List<(YamlNode Node, string Text)>? on = onNode switch
+            {
+                null => null,
+                YamlSequenceNode items => [.. items.Children.Select((item, i) => (item, Text(item, $"{field}.on[{i}]")))],
+                YamlScalarNode { Value: null or "" or "~" } => [],
+                _ => [(onNode, Text(onNode, $"{field}.on"))],
+            };
+            var attempts = parts.TryGetValue("attempts", out var a) ? Text(a, $"{field}.attempts") : null;
+            Dictionary<string, YamlNode>? memory = parts.TryGetValue("memory", out var m) ? Map(m, $"{field}.memory", RetryMemoryKeys) : null;
+            var factor = memory?.TryGetValue("factor", out var f) == true ? Text(f, $"{field}.memory.factor") : null;
+            var max = memory?.TryGetValue("max", out var x) == true ? Text(x, $"{field}.memory.max") : null;
+            var check = RetryPolicies.Check(on?.Select(item => item.Text).ToArray(), attempts, factor, max, firstMemory);
+            if (check.Policy is { } policy)
+            {
+                return policy;
+            }
+
+            var problem = check.Problem!;
+            var at = problem.Field switch
+            {
+                "on" => on?.FirstOrDefault(item => Words(item.Text).Contains(problem.Value, StringComparer.OrdinalIgnoreCase)).Node ?? onNode,
+                "attempts" => a,
+                "memory.factor" => memory?.GetValueOrDefault("factor") ?? m,
+                _ => memory?.GetValueOrDefault("max") ?? m,
+            };
+            throw new JobsFileException($"{At(at ?? node)}: {field}.{problem.Field}: {problem.Message}");
+        }
+
+        private static string[] Words(string text) => text.Split([',', ' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
 
         private void Copy(Dictionary<string, YamlNode> parts, string key, IDictionary<string, IReadOnlyList<string>> target, string label)
         {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using HybridBatch.Core.Api;
 using HybridBatch.Daemon.Hosting;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -124,6 +125,20 @@ internal static partial class RunCommand
                     console.MarkupLine($"[red]error:[/] {Markup.Escape($"{path}:{entry.Line}: job '{entry.Name}': {ex.Message}")}");
                     return UsageError;
                 }
+
+                // A retry may ask for up to the policy's maximum memory: the batch system must be able to give it.
+                if (entry.Retry is { } retry && RetryPolicies.MaxMemory(retry) is { } max && max > entry.Description.Memory)
+                {
+                    try
+                    {
+                        system.CheckResourceRequest(entry.Description with { Memory = max });
+                    }
+                    catch (Exception ex) when (ex is InsufficientSystemResourcesException or ArgumentException)
+                    {
+                        console.MarkupLine($"[red]error:[/] {Markup.Escape($"{path}:{entry.Line}: job '{entry.Name}': retry.memory.max: {ex.Message}")}");
+                        return UsageError;
+                    }
+                }
             }
 
             console.MarkupLine(Markup.Escape($"cluster namespace {system.Namespace}, run {system.RunId}"));
@@ -140,9 +155,11 @@ internal static partial class RunCommand
         var elapsed = time.GetElapsedTime(start);
         console.Write(JobsRunner.Summary(outcomes));
         var failed = outcomes.Count(o => !o.Succeeded);
+        var retries = outcomes.Sum(o => o.Attempts - 1);
+        var retried = retries == 0 ? "" : $", {retries} retr{(retries == 1 ? "y" : "ies")}";
         console.MarkupLine(Markup.Escape(string.Create(
             System.Globalization.CultureInfo.InvariantCulture,
-            $"{outcomes.Count} job(s): {outcomes.Count - failed} succeeded, {failed} failed or killed, in {elapsed.TotalSeconds:0.0}s")));
+            $"{outcomes.Count} job(s): {outcomes.Count - failed} succeeded, {failed} failed or killed{retried}, in {elapsed.TotalSeconds:0.0}s")));
         return interrupted ? Interrupted : failed > 0 ? JobFailed : Success;
     }
 }

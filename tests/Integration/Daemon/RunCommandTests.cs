@@ -10,7 +10,17 @@ namespace HybridBatch.Integration.Daemon;
 /// <summary><c>hybridbatch run FILE</c> against the cluster.</summary>
 public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
-    private async Task<(int Status, string Output)> RunAsync(string fileText, string extension = ".yaml", CancellationToken cancellationToken = default)
+    private Task<(int Status, string Output)> RunAsync(string fileText, string extension = ".yaml", CancellationToken cancellationToken = default) =>
+        RunAsync(cluster, output, fileText, extension, cancellationToken);
+
+    /// <summary>Runs <c>hybridbatch run</c> on a jobs file with this text against the cluster, with plain output, which it returns.</summary>
+    internal static async Task<(int Status, string Output)> RunAsync(
+        LocalClusterFixture cluster,
+        ITestOutputHelper output,
+        string fileText,
+        string extension = ".yaml",
+        CancellationToken cancellationToken = default,
+        params string[] extra)
     {
         var file = Path.Combine(Path.GetTempPath(), $"hybridbatch-jobs-{Guid.NewGuid():N}{extension}");
         await File.WriteAllTextAsync(file, fileText);
@@ -25,7 +35,7 @@ public sealed class RunCommandTests(LocalClusterFixture cluster, ITestOutputHelp
                 Out = new AnsiConsoleOutput(writer),
             });
             console.Profile.Width = 240;
-            string[] args = ["run", file, "--kubeconfig", cluster.KubeconfigPath, "--namespace", cluster.Namespace];
+            string[] args = ["run", file, "--kubeconfig", cluster.KubeconfigPath, "--namespace", cluster.Namespace, .. extra];
             var status = await RunCommand.ExecuteAsync(DaemonCommand.Parse(args), console, interactive: false, cancellationToken);
             output.WriteLine(writer.ToString());
             return (status, writer.ToString());
