@@ -7,10 +7,11 @@ namespace HybridBatch.Daemon.Tes;
 internal static class BackendParameters
 {
     /// <summary>
-    /// The keys honoured, as service-info lists them: none. Every Kubernetes-specific knob (node labels, accelerators,
-    /// service account) is the deployment's choice here, not a task's, and a key is listed only once it takes effect.
+    /// The keys honoured, as service-info lists them: the retry policy's (<see cref="TaskRetry"/>). Every
+    /// Kubernetes-specific knob (node labels, accelerators, service account) is the deployment's choice here, not a
+    /// task's, and a key is listed only once it takes effect.
     /// </summary>
-    public static IReadOnlyList<string> Supported { get; } = [];
+    public static IReadOnlyList<string> Supported { get; } = TaskRetry.Keys;
 
     /// <summary>Whether a key is honoured; keys are case-insensitive, as the schema says.</summary>
     public static bool IsSupported(string key) => Supported.Contains(key, StringComparer.OrdinalIgnoreCase);

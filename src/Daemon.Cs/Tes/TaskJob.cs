@@ -6,13 +6,14 @@ namespace HybridBatch.Daemon.Tes;
 /// </summary>
 internal static class TaskJob
 {
-    public static JobDescription Describe(TesTask task, TaskStage stage, TesOptions defaults)
+    /// <summary>The job of a stage; <paramref name="memory"/> is the attempt's memory in bytes (a retry's may be more).</summary>
+    public static JobDescription Describe(TesTask task, TaskStage stage, TesOptions defaults, long memory)
     {
         var resources = task.Resources;
         return new JobDescription(
             $"tes-{task.Id}-{stage.Index}",
             resources?.CpuCores is { } cores and > 0 ? cores : defaults.DefaultCores,
-            resources?.RamGb is { } ram and > 0 ? (long)Math.Ceiling(ram * 1e9) : defaults.DefaultMemory,
+            memory,
             resources?.DiskGb is { } disk and > 0 ? (long)Math.Ceiling(disk * 1e9) : defaults.DefaultDisk)
         {
             Image = stage.Image,
@@ -20,6 +21,10 @@ internal static class TaskJob
             Placement = Placement(resources),
         };
     }
+
+    /// <summary>The memory a task's first attempt asks for: its <c>ram_gb</c> (10^9 bytes), or the service's default.</summary>
+    public static long Memory(TesResources? resources, TesOptions defaults) =>
+        resources?.RamGb is { } ram and > 0 ? (long)Math.Ceiling(ram * 1e9) : defaults.DefaultMemory;
 
     private static Placement? Placement(TesResources? resources)
     {

@@ -40,7 +40,17 @@ internal sealed partial class TaskRunner : BackgroundService
         _metrics = metrics;
         RunId = store.GetOrAdd(RunIdKey, () => "tes" + Guid.NewGuid().ToString("N")[..12]);
         _options = options with { RunId = RunId, HostPath = options.HostPath ?? Path.Combine(Path.GetFullPath(tes.Value.DataDirectory), "work") };
-        _steps = new TaskSteps(store, tes.Value, RunId, _options.HostPath, _options.WorkDir, metrics, time, _logger);
+        _steps = new TaskSteps(
+            store,
+            tes.Value,
+            RunId,
+            _options.HostPath,
+            _options.WorkDir,
+            metrics,
+            time,
+            _logger,
+            id => _pending.Writer.TryWrite(id),
+            WaitForCleanupsAsync);
     }
 
     /// <summary>The daemon's fixed run id, kept in the database so that a restarted daemon re-attaches.</summary>
@@ -194,6 +204,11 @@ internal sealed partial class TaskRunner : BackgroundService
         {
         }
     }
+
+    private Task WaitForCleanupsAsync(CancellationToken cancellationToken) =>
+        _probe is { } probe && _system is { } system
+            ? probe.WaitForCleanupsAsync(system.Namespace, RunId, TimeSpan.FromMinutes(2), _time, cancellationToken)
+            : Task.CompletedTask;
 
     public override void Dispose()
     {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using HybridBatch.Core.Api;
 using HybridBatch.Daemon.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -7,7 +8,8 @@ namespace HybridBatch.Daemon.Tes;
 
 /// <summary>
 /// Each step of a task's life, performed: accept, start (stage the inputs, submit the first job), pod running, the end
-/// of a stage (submit the next, or deliver the outputs and finish), cancel, and recovery after a restart. Every step
+/// of a stage (submit the next, deliver the outputs and finish, or start another attempt as the task's retry policy
+/// decides), cancel, and recovery after a restart. Every step
 /// reads, moves (through <see cref="TesStateMachine"/>) and saves the task under the task's own lock, and does its file
 /// I/O in the <see cref="TaskWorkspace"/> with no lock held: a cancel never waits for a copy, of its task or another.
 /// </summary>
@@ -22,6 +24,8 @@ internal sealed partial class TaskSteps
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TaskLocks _locks = new();
+    private readonly Action<string> _restart;
+    private readonly Func<CancellationToken, Task> _cleanupsDone;
 
     // The jobs whose end is awaited, each with the task it runs a stage of.
     private readonly ConcurrentDictionary<int, string> _byJob = new();
@@ -31,8 +35,19 @@ internal sealed partial class TaskSteps
     private volatile KubernetesBatchSystem? _system;
 
     // Task work directories are HOST/RUN/tasks/ID on the shared host path, WORKDIR/tasks/ID in job containers.
+    // restart schedules a task whose next attempt is to be started (staged afresh), as a new task is; cleanupsDone waits
+    // until the run's node cleanups, which remove the work directories of a node left without a job, are done.
     public TaskSteps(
-        TaskStore store, TesOptions tes, string runId, string hostPath, string workDir, DaemonMetrics metrics, TimeProvider time, ILogger logger)
+        TaskStore store,
+        TesOptions tes,
+        string runId,
+        string hostPath,
+        string workDir,
+        DaemonMetrics metrics,
+        TimeProvider time,
+        ILogger logger,
+        Action<string> restart,
+        Func<CancellationToken, Task> cleanupsDone)
     {
         _store = store;
         _tes = tes;
@@ -42,6 +57,8 @@ internal sealed partial class TaskSteps
         _metrics = metrics;
         _time = time;
         _logger = logger;
+        _restart = restart;
+        _cleanupsDone = cleanupsDone;
     }
 
     /// <summary>Sets the batch system jobs are submitted to and killed in, once connected.</summary>
@@ -112,6 +129,12 @@ internal sealed partial class TaskSteps
     public async Task StartAsync(string id, CancellationToken cancellationToken)
     {
         TesTask task;
+        if (_store.Get(id) is { JobId: null, Task.Logs.Count: > 1 })
+        {
+            // A retry: its last attempt's job left the node, whose cleanup would remove what is staged now.
+            await _cleanupsDone(cancellationToken).ConfigureAwait(false);
+        }
+
         using (await _locks.LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             if (_store.Get(id) is not { JobId: null } stored || !stored.Task.Move(TesEvent.Started))
@@ -120,9 +143,17 @@ internal sealed partial class TaskSteps
             }
 
             task = stored.Task;
-            // The attempt's log keeps what was noted when the task was accepted (ignored backend parameters).
-            var accepted = task.Logs is [{ SystemLogs: { } notes }] ? notes : [];
-            task.Logs = [new TesTaskLog { StartTime = Now(), Metadata = new() { ["run_id"] = _runId }, SystemLogs = [.. accepted] }];
+            // An attempt already begun (a retry, or staging again after a restart) keeps its log; a first start's log
+            // keeps what was noted when the task was accepted (ignored backend parameters).
+            if (task.Logs is not [.., { StartTime: not null, EndTime: null }])
+            {
+                var accepted = task.Logs is [{ SystemLogs: { } notes }] ? notes : [];
+                var metadata = TaskRetry.Policy(task, _tes) is null
+                    ? new Dictionary<string, string> { ["run_id"] = _runId }
+                    : TaskRetry.Metadata(_runId, 1, TaskRetry.Memory(task, _tes));
+                task.Logs = [new TesTaskLog { StartTime = Now(), Metadata = metadata, SystemLogs = [.. accepted] }];
+            }
+
             _store.Update(task, null, 0);
         }
 
@@ -155,7 +186,8 @@ internal sealed partial class TaskSteps
         int jobId;
         try
         {
-            jobId = await _system!.IssueBatchJobAsync(script, TaskJob.Describe(task, stage, _tes), cancellationToken: cancellationToken).ConfigureAwait(false);
+            var description = TaskJob.Describe(task, stage, _tes, TaskRetry.Memory(task, _tes));
+            jobId = await _system!.IssueBatchJobAsync(script, description, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is InsufficientSystemResourcesException or ArgumentException)
         {
@@ -272,27 +304,41 @@ internal sealed partial class TaskSteps
         var stages = TaskScript.Stages(before.Task);
         var readAt = _time.GetUtcNow();
         var ended = StageEnd.Read(before.Task, stages[before.Stage], before.Stage == stages.Count - 1, workspace);
+        Recorded recorded;
         using (await _locks.LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             // Canceled meanwhile: what was read (or delivered) is not recorded.
-            if (Current(id, jobId) is not { } stored
-                || !await RecordAsync(stored, ended, result, readAt, cancellationToken).ConfigureAwait(false))
+            if (Current(id, jobId) is not { } stored)
             {
                 return;
             }
+
+            recorded = await RecordAsync(stored, ended, result, readAt, cancellationToken).ConfigureAwait(false);
         }
 
-        if (workspace.Delete() is { } problem)
+        switch (recorded)
         {
-            LogCleanupFailed(workspace.Root, problem);
+            case Recorded.Finished:
+                if (workspace.Delete() is { } problem)
+                {
+                    LogCleanupFailed(workspace.Root, problem);
+                }
+
+                break;
+            case Recorded.Retried:
+                // Staged afresh by the starter, outside this loop: a large staging delays no other task's end.
+                _restart(id);
+                break;
+            case Recorded.NextStage:
+                break;
         }
     }
 
     private StoredTask? Current(string id, int jobId) =>
         _store.Get(id) is { } stored && stored.JobId == jobId && !TesStateMachine.IsTerminal(stored.Task.State) ? stored : null;
 
-    // Records how a stage ended; true when the task is finished, false when its next stage was submitted instead.
-    private async Task<bool> RecordAsync(
+    // Records how a stage ended: the task finished, its next stage was submitted, or its next attempt is to be started.
+    private async Task<Recorded> RecordAsync(
         StoredTask stored, StageEnd ended, UpdatedBatchJobInfo? result, DateTimeOffset readAt, CancellationToken cancellationToken)
     {
         var task = stored.Task;
@@ -309,6 +355,13 @@ internal sealed partial class TaskSteps
             && DateTimeOffset.TryParse(end, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var endTime))
         {
             _metrics.Detected(readAt - endTime);
+        }
+
+        if (ended is StageEnd.ExecutorFailed or StageEnd.Unfinished && Retry(task, log, ended, result))
+        {
+            _store.Update(task, null, 0);
+            LogRetried(task.Id!, task.Logs.Count);
+            return Recorded.Retried;
         }
 
         switch (ended)
@@ -328,7 +381,7 @@ internal sealed partial class TaskSteps
                 break;
             case StageEnd.NextStage:
                 await IssueAsync(task, stored.Stage + 1, cancellationToken).ConfigureAwait(false);
-                return false;
+                return Recorded.NextStage;
             case StageEnd.Delivered delivered:
                 log.Outputs.AddRange(delivered.Outputs);
                 task.Finish(Now(), delivered.Problem is null ? TesEvent.Completed : TesEvent.SystemFailed, delivered.Problem);
@@ -337,10 +390,45 @@ internal sealed partial class TaskSteps
 
         _store.Update(task, null, stored.Stage);
         LogFinished(task.Id!, TesStates.Name(task.State));
+        return Recorded.Finished;
+    }
+
+    // Asks the task's retry policy whether an attempt that did not succeed runs again, and notes the answer in the
+    // attempt's log. When it does, the attempt's log is closed, the next attempt's opened (with the memory it asks
+    // for) and the task is INITIALIZING again, with no job: true.
+    private bool Retry(TesTask task, TesTaskLog log, StageEnd ended, UpdatedBatchJobInfo? result)
+    {
+        if (TesStateMachine.Next(task.State, TesEvent.Retried) is null || TaskRetry.Policy(task, _tes) is not { } policy)
+        {
+            return false;
+        }
+
+        var attempt = task.Logs!.Count;
+        var memory = TaskRetry.Memory(task, _tes);
+        var reason = TaskRetry.Reason(ended, result);
+        var decision = RetryPolicies.Next(policy, attempt, reason, memory);
+        var how = result?.Message is { Length: > 0 } message ? $" ({message})" : "";
+        (log.SystemLogs ??= []).Add(
+            $"attempt {attempt} ended {RetryPolicies.ReasonName(reason)}{how} with {ByteQuantity.Format(memory)} of memory: {decision.Message}");
+        if (!decision.Retry || !task.Move(TesEvent.Retried))
+        {
+            return false;
+        }
+
+        var now = Now();
+        log.EndTime = now;
+        task.Logs.Add(new TesTaskLog { StartTime = now, Metadata = TaskRetry.Metadata(_runId, attempt + 1, decision.Memory), SystemLogs = [] });
         return true;
     }
 
     private TaskWorkspace Workspace(string id) => new(Path.Combine(_hostDirectory, id));
+
+    private enum Recorded
+    {
+        Finished,
+        NextStage,
+        Retried,
+    }
 
     private string Now() => _time.GetUtcNow().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
@@ -352,6 +440,9 @@ internal sealed partial class TaskSteps
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskId} stage {Stage} runs as batch job {JobId}")]
     private partial void LogIssued(string taskId, int stage, int jobId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskId} is retried: attempt {Attempt} is to start")]
+    private partial void LogRetried(string taskId, int attempt);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {TaskId} ended {State}")]
     private partial void LogFinished(string taskId, string state);

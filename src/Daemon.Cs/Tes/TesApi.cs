@@ -70,7 +70,7 @@ internal static class TesApi
         return Results.Json(info, TesJson.Options);
     }
 
-    private static async Task<IResult> CreateAsync(HttpContext context, TaskRunner runner)
+    private static async Task<IResult> CreateAsync(HttpContext context, TaskRunner runner, IOptions<TesOptions> options)
     {
         string body;
         try
@@ -86,7 +86,7 @@ internal static class TesApi
         TesTask task;
         try
         {
-            task = TesValidation.Parse(body);
+            task = TesValidation.Parse(body, options.Value);
         }
         catch (TesValidationException ex)
         {

@@ -9,6 +9,9 @@ internal enum TesEvent
     /// <summary>The pod of the task's first job runs.</summary>
     PodRunning,
 
+    /// <summary>An attempt did not succeed and the task's retry policy runs it again: its inputs are staged afresh.</summary>
+    Retried,
+
     /// <summary>An executor exited non-zero and did not set <c>ignore_error</c>.</summary>
     ExecutorFailed,
 
@@ -28,8 +31,9 @@ internal enum TesEvent
 /// <summary>
 /// The TES lifecycle as one transition function:
 /// QUEUED → INITIALIZING (staging, job submitted) → RUNNING (the pod runs) → COMPLETE, EXECUTOR_ERROR or SYSTEM_ERROR,
-/// and CANCELED (through CANCELING while the job cannot be killed) from any state that is not final; and how a task's
-/// record follows it (<see cref="Move"/>, <see cref="Finish"/>). Pure: the time is an argument.
+/// back to INITIALIZING when a retry policy runs an attempt that did not succeed again, and CANCELED (through CANCELING
+/// while the job cannot be killed) from any state that is not final; and how a task's record follows it
+/// (<see cref="Move"/>, <see cref="Finish"/>). Pure: the time is an argument.
 /// </summary>
 /// <remarks>
 /// In C#, not in the F# core: the core is the batch system's and knows nothing of TES, and this function needs no more
@@ -49,6 +53,7 @@ internal static class TesStateMachine
     {
         (TesState.Queued or TesState.Initializing, TesEvent.Started) => TesState.Initializing,
         (TesState.Initializing, TesEvent.PodRunning) => TesState.Running,
+        (TesState.Initializing or TesState.Running, TesEvent.Retried) => TesState.Initializing,
         (TesState.Initializing or TesState.Running, TesEvent.ExecutorFailed) => TesState.ExecutorError,
         (TesState.Initializing or TesState.Running, TesEvent.SystemFailed) => TesState.SystemError,
         (TesState.Initializing or TesState.Running, TesEvent.Completed) => TesState.Complete,

@@ -16,9 +16,9 @@ internal static partial class TesValidation
     [GeneratedRegex("^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
     private static partial Regex EnvironmentName();
 
-    /// <summary>Reads a create request.</summary>
+    /// <summary>Reads a create request; <paramref name="defaults"/> give the resources of a task that names none.</summary>
     /// <exception cref="TesValidationException">The body is not a valid task.</exception>
-    public static TesTask Parse(string body)
+    public static TesTask Parse(string body, TesOptions defaults)
     {
         try
         {
@@ -50,17 +50,18 @@ internal static partial class TesValidation
             throw new TesValidationException("body", "body: expected a task object");
         }
 
-        Validate(task);
+        Validate(task, defaults);
         return task;
     }
 
     private static string FirstSentence(string message) => message.Split(". ", 2)[0];
 
-    /// <summary>Checks a task.</summary>
+    /// <summary>Checks a task; <paramref name="defaults"/> give the resources of a task that names none.</summary>
     /// <exception cref="TesValidationException">A field is invalid.</exception>
-    public static void Validate(TesTask task)
+    public static void Validate(TesTask task, TesOptions defaults)
     {
         ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(defaults);
         if (task.Executors is not { Count: > 0 } executors)
         {
             throw new TesValidationException("executors", "executors: a task needs at least one executor");
@@ -159,6 +160,9 @@ internal static partial class TesValidation
                     $"{field}: {what} not supported (this service supports {supported}); " +
                     $"remove {them}, or set backend_parameters_strict to false to have {them} ignored");
             }
+
+            // A supported key with a value that cannot be used is refused, strict or not.
+            TaskRetry.Policy(task, defaults);
         }
     }
 

@@ -12,6 +12,8 @@ public sealed class TesStateMachineTests
         { "QUEUED", "Started", "INITIALIZING" },
         { "INITIALIZING", "Started", "INITIALIZING" }, // staged again after a restart during staging
         { "INITIALIZING", "PodRunning", "RUNNING" },
+        { "INITIALIZING", "Retried", "INITIALIZING" }, // an attempt ended before its pod was seen running
+        { "RUNNING", "Retried", "INITIALIZING" }, // the retry policy starts another attempt
         { "INITIALIZING", "ExecutorFailed", "EXECUTOR_ERROR" },
         { "RUNNING", "ExecutorFailed", "EXECUTOR_ERROR" },
         { "INITIALIZING", "SystemFailed", "SYSTEM_ERROR" },
@@ -46,6 +48,8 @@ public sealed class TesStateMachineTests
     [InlineData("RUNNING", "PodRunning")] // a later stage's pod leaves a running task as it is
     [InlineData("RUNNING", "Started")] // a task is started once
     [InlineData("CANCELING", "Completed")] // a task being canceled ends canceled
+    [InlineData("CANCELING", "Retried")] // nor is it retried
+    [InlineData("QUEUED", "Retried")] // nothing is retried before it ran
     public void A_forbidden_event_changes_nothing(string from, string happened) =>
         Assert.Null(TesStateMachine.Next(State(from), Event(happened)));
 
