@@ -201,6 +201,18 @@ type Events =
     /// The create call failed for good.
     static member CreateFailed(id: int, message: string, atMs: int64) = Event.CreateFailed(id, message, atMs)
 
+    /// The create call of `job` failed as `decision` (null: no decision) says: a refusal by a ResourceQuota puts the
+    /// job back in the queue, anything else ends it with Error and `message`.
+    static member CreateFailed(job: PreparedJob, decision: Decision | null, message: string, atMs: int64) =
+        match decision with
+        | null -> Event.CreateFailed(job.id, message, atMs)
+        | Decision.Fail(FailureReason.QuotaExceeded(_, refusal)) -> Event.QuotaRefused(job, refusal, atMs)
+        | _ -> Event.CreateFailed(job.id, message, atMs)
+
+    /// The namespace's ResourceQuotas, read when connecting; `asJobs` when the run creates Jobs.
+    static member QuotasRead(quotas: QuotaStatus seq, asJobs: bool, atMs: int64) =
+        Event.QuotasRead(List.ofSeq quotas, asJobs, atMs)
+
     /// The pod watch saw a pod added or modified.
     static member Observed(pod: PodFacts, atMs: int64) = Event.Observed(pod, atMs)
 
@@ -219,6 +231,22 @@ type Events =
 
     /// The batch system shuts down.
     static member Shutdown(atMs: int64) = Event.Shutdown atMs
+
+/// The namespace's ResourceQuotas, built from what the Kubernetes API returns.
+[<AbstractClass; Sealed>]
+type Quotas =
+    /// A quota's status: what it allows and what is used, by resource name (null: none given).
+    static member Status
+        (name: string, hard: IEnumerable<KeyValuePair<string, string>> | null, used: IEnumerable<KeyValuePair<string, string>> | null)
+        : QuotaStatus =
+        let toMap (pairs: IEnumerable<KeyValuePair<string, string>> | null) =
+            match pairs with
+            | null -> Map.empty
+            | pairs -> pairs |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+
+        { name = name
+          hard = toMap hard
+          used = toMap used }
 
 /// What a pod says about its job, built from what the Kubernetes API returns.
 [<AbstractClass; Sealed>]

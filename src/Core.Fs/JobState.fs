@@ -104,6 +104,12 @@ type Event =
     | Created of id: JobId * at: Millis
     /// The create call failed for good.
     | CreateFailed of id: JobId * message: string * at: Millis
+    /// A ResourceQuota of the namespace refused the create call: the job waits in the queue for room, unless it alone
+    /// asks for more than the quota allows.
+    | QuotaRefused of job: PreparedJob * refusal: QuotaRefusal * at: Millis
+    /// The namespace's ResourceQuotas as read when connecting. `asJobs`: the run creates Jobs, whose pods the Job
+    /// controller creates out of the run's sight (their refusals are never seen).
+    | QuotasRead of quotas: QuotaStatus list * asJobs: bool * at: Millis
     /// The pod watch delivered an added or modified pod. (The shell watches pods only: everything a job's end needs is
     /// on its pod, and a Job deleted by someone else takes its pod with it.)
     | Observed of pod: PodFacts * at: Millis
@@ -174,6 +180,23 @@ type Job =
       /// The node its pod was placed on, once seen; it counts towards the node's jobs until it ends.
       node: string option }
 
+/// What the run knows of the room its namespace's ResourceQuotas leave it, learnt from refused creates and the quotas'
+/// status: no more of its jobs than `cap` hold capacity at once. A refused create lowers the cap to the jobs that hold
+/// capacity then, and a job of the run that ends makes room under it. Once a back-off after the last refusal expires
+/// (longer after each refusal, as the server asked at least), one queued job is tried beyond the cap (a probe): the
+/// quota may have been raised, or pods of others ended.
+type Admission =
+    { cap: int
+      /// Refusals not yet made up for by a probe that none followed: the back-off grows with them.
+      refusals: int
+      /// Whether a create was refused since the last probe.
+      refusedSinceProbe: bool
+      /// When a queued job may next be tried beyond the cap.
+      probeAt: Millis
+      /// Whether the cap is probed at all: not when it came from the quotas' status in a run of Jobs, where a probe's
+      /// pod, refused, would go unseen.
+      probing: bool }
+
 /// Everything the transition function knows: the jobs, and indexes of them that `store` and `remove` keep in step
 /// (`Lifecycle.invariants` says whether they are).
 type Model =
@@ -196,6 +219,8 @@ type Model =
       roomHeldAt: Millis option
       /// Jobs killed while their create call was under way: their Job must be deleted once it exists.
       tombstones: Map<JobId, string>
+      /// The room the namespace's quotas leave the run, once a create was refused or the quotas were read.
+      admission: Admission option
       shutDown: bool }
 
 /// The model before anything happened.
@@ -211,6 +236,7 @@ let initial (config: Config) : Model =
       nodes = Map.empty
       roomHeldAt = None
       tombstones = Map.empty
+      admission = None
       shutDown = false }
 
 /// The id the next issued job gets.

@@ -19,7 +19,14 @@ let private newJob (id: JobId) (request: JobRequest) (at: Millis) (phase: Phase)
       surplus = Map.empty
       node = None }
 
-/// Start queued jobs, oldest first, while they fit the pool. Strict order: a large job is not overtaken.
+/// Whether the namespace's quotas, as far as the run knows, admit one more of its jobs.
+let private admits (model: Model) =
+    match model.admission with
+    | Some admission -> model.used.jobs < admission.cap
+    | None -> true
+
+/// Start queued jobs, oldest first, while they fit the pool and the quotas admit them. Strict order: a large job is
+/// not overtaken.
 let private launch (model: Model) : Model * Effect list =
     let mutable model = model
     let mutable creates = ListCollector<Effect>()
@@ -27,7 +34,7 @@ let private launch (model: Model) : Model * Effect list =
 
     while not full && not model.shutDown && not model.queue.IsEmpty do
         match model.jobs.TryFind model.queue.MinimumElement with
-        | Some({ phase = Phase.Queued prepared } as job) when Pool.fits model.config.limits model.used job.request ->
+        | Some({ phase = Phase.Queued prepared } as job) when Pool.fits model.config.limits model.used job.request && admits model ->
             model <- store model job { job with phase = Phase.Creating }
             creates.Add(Effect.Create prepared)
         | Some _
@@ -196,6 +203,84 @@ let private kill (model: Model) (id: JobId) : Model * Effect list =
         | Phase.Running _ -> model, delete
         | Phase.Ended(_, _, deleted) -> model, (if deleted then [] else delete)
 
+/// The back-off before a probe after the first refusal, and its most.
+[<Literal>]
+let QuotaFirstDelay = 1000L
+
+[<Literal>]
+let QuotaMaxDelay = 30000L
+
+/// How long to wait before trying a job beyond the cap after `refusals` refusals: doubling from `QuotaFirstDelay` up
+/// to `QuotaMaxDelay`, and at least what the server asked for.
+let quotaDelay (refusals: int) (retryAfter: System.TimeSpan option) : Millis =
+    let doubled = QuotaFirstDelay <<< (min 5 (max 0 (refusals - 1)))
+    let asked = retryAfter |> Option.map (fun t -> int64 t.TotalMilliseconds) |> Option.defaultValue 0L
+    max (min QuotaMaxDelay doubled) asked
+
+/// A create refused by a quota: the job goes back to the queue in its place (its capacity free again) and the cap
+/// falls to the jobs that hold capacity now; one that alone asks for more than the quota allows ends with Error.
+let private refuse (model: Model) (prepared: PreparedJob) (refusal: QuotaRefusal) (at: Millis) =
+    match model.jobs.TryFind prepared.id with
+    | Some({ phase = Phase.Creating } as job) when Quota.neverFits refusal ->
+        finish model job job (result job ExitStatusUnavailable ExitReason.Error (at - job.issuedAt) (Some(Quota.explainNeverFits refusal))) false
+    | Some({ phase = Phase.Creating } as job) ->
+        let model = store model job { job with phase = Phase.Queued prepared }
+
+        let refusals =
+            match model.admission with
+            | Some a -> a.refusals + 1
+            | None -> 1
+
+        { model with
+            admission =
+                Some
+                    { cap = model.used.jobs
+                      refusals = refusals
+                      refusedSinceProbe = true
+                      probeAt = at + quotaDelay refusals refusal.retryAfter
+                      probing =
+                        match model.admission with
+                        | Some a -> a.probing
+                        | None -> true } },
+        []
+    | Some _ -> model, []
+    // Killed while its create was under way: nothing was created, nothing is left to delete.
+    | None -> { model with tombstones = model.tombstones.Remove prepared.id }, []
+
+/// Once the back-off after the last refusal expired, while queued jobs wait for the cap and nothing else: the cap
+/// grows by one and a job is tried. A probe that no refusal followed since the last one makes up for a refusal.
+let private probe (model: Model) (at: Millis) =
+    match model.admission with
+    | Some a when a.probing && at >= a.probeAt && not model.queue.IsEmpty && model.used.jobs >= a.cap ->
+        let refusals = if a.refusedSinceProbe then a.refusals else max 0 (a.refusals - 1)
+
+        launch
+            { model with
+                admission =
+                    Some
+                        { a with
+                            cap = model.used.jobs + 1
+                            refusals = refusals
+                            refusedSinceProbe = false
+                            probeAt = at + quotaDelay refusals None } }
+    | Some _
+    | None -> model, []
+
+/// The quotas read when connecting: the cap is the jobs holding capacity and the room the quotas leave them.
+let private seed (model: Model) (quotas: QuotaStatus list) (asJobs: bool) (at: Millis) =
+    match Quota.room asJobs quotas with
+    | None -> model, []
+    | Some room ->
+        launch
+            { model with
+                admission =
+                    Some
+                        { cap = model.used.jobs + room
+                          refusals = 0
+                          refusedSinceProbe = false
+                          probeAt = at + QuotaFirstDelay
+                          probing = not asJobs } }
+
 /// A job that exists in Kubernetes and whose pod has not appeared yet: the pod timeout runs from its creation.
 let private createdWithoutPod (createdAt: Millis) =
     Phase.Created(createdAt, Some { why = NoPodYet; since = createdAt; waitsForRoom = false })
@@ -232,6 +317,8 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
             finish model job job (result job ExitStatusUnavailable ExitReason.Error (at - job.issuedAt) (Some message)) false
         | Some _ -> model, []
         | None -> { model with tombstones = model.tombstones.Remove id }, []
+    | Event.QuotaRefused(job, refusal, at) -> refuse model job refusal at
+    | Event.QuotasRead(quotas, asJobs, at) -> if model.shutDown then model, [] else seed model quotas asJobs at
     | Event.Observed(pod, at) -> observe model pod at
     | Event.Removed(id, pod, at) ->
         match model.jobs.TryFind id with
@@ -247,7 +334,10 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
         live model
         |> List.filter (fun job -> job.node = Some node)
         |> each (fun m job -> lose m job $"its node {node} was lost" (at - startOf job)) model
-    | Event.Tick at -> expire model at
+    | Event.Tick at ->
+        let model, failed = expire model at
+        let model, probed = probe model at
+        model, failed @ probed
     | Event.Shutdown _ ->
         if model.shutDown then
             model,
@@ -266,6 +356,8 @@ let private timeOf (event: Event) : Millis =
     | Event.KillRequested(_, at)
     | Event.Created(_, at)
     | Event.CreateFailed(_, _, at)
+    | Event.QuotaRefused(_, _, at)
+    | Event.QuotasRead(_, _, at)
     | Event.Observed(_, at)
     | Event.Removed(_, _, at)
     | Event.Resynced(_, _, at)

@@ -59,4 +59,6 @@ let vacated (before: Model) (after: Model) (event: Event) (effects: Effect list)
         | Event.Issued _
         | Event.Adopted _
         | Event.Created _
-        | Event.CreateFailed _ -> []
+        | Event.CreateFailed _
+        | Event.QuotaRefused _
+        | Event.QuotasRead _ -> []

@@ -14,6 +14,9 @@ type FailureReason =
     | Unauthenticated of permission: Permission * serverMessage: string option
     /// 403: the identity lacks the permission.
     | Forbidden of permission: Permission * serverMessage: string option
+    /// 403 from the quota admission: a ResourceQuota of the namespace has no room for the object now. Not the job's
+    /// failure: the job waits for room (see `Lifecycle`), unless it alone asks for more than the quota allows.
+    | QuotaExceeded of permission: Permission * refusal: QuotaRefusal
     /// 400/422: the object or request was invalid; the causes name the fields.
     | Invalid of status: int * causes: FieldCause list * serverMessage: string option
     /// 404 on anything but a delete.
@@ -75,6 +78,8 @@ module FailureReason =
             $"The API server did not accept the credentials (401 Unauthorized) when trying to {Permission.describe p}: the token or client certificate is missing, expired or revoked; refresh the kubeconfig or service-account token.{said m}"
         | FailureReason.Forbidden(p, m) ->
             $"The identity cannot {Permission.describe p} (403 Forbidden): grant it in {Permission.rule p}.{said m}"
+        | FailureReason.QuotaExceeded(p, refusal) ->
+            $"The API server refused to {Permission.describe p} (403): {Quota.explain refusal}; it is tried again when room comes back.{said (Some refusal.message)}"
         | FailureReason.Invalid(status, [], m) ->
             $"The API server rejected the request as invalid ({status}) and named no field; fix the request.{said m}"
         | FailureReason.Invalid(status, causes, m) ->
@@ -148,7 +153,10 @@ module Retry =
 
         match error.status with
         | Some 401 -> Decision.Fail(FailureReason.Unauthenticated(p, message))
-        | Some 403 -> Decision.Fail(FailureReason.Forbidden(p, message))
+        | Some 403 ->
+            match Quota.ofMessage message retryAfter with
+            | Some refusal -> Decision.Fail(FailureReason.QuotaExceeded(p, refusal))
+            | None -> Decision.Fail(FailureReason.Forbidden(p, message))
         | Some 410 -> Decision.Resync
         | Some _ when expired -> Decision.Resync
         | Some 404 ->

@@ -53,10 +53,7 @@ module ServerHistory =
     /// permission was used successfully before, or the server was unreachable within the restart window. A quota or
     /// admission refusal (also 403) is never taken for one: it says what is wrong, and waiting does not change it.
     let isPassingRefusal (history: ServerHistory) (now: TimeSpan) (error: ApiError) : bool =
-        let admission =
-            match error.message with
-            | Some m -> m.Contains("exceeded quota", StringComparison.OrdinalIgnoreCase)
-            | None -> false
+        let admission = Quota.ofMessage error.message None |> Option.isSome
 
         let recentlyUnreachable =
             match history.lastUnreachable with

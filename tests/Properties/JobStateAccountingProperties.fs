@@ -249,9 +249,23 @@ let ``the pool never holds more than its limits and queued jobs start in order``
             sumConsistent && withinLimits && inOrder))
 
 [<CoreProperty>]
-let ``a job is created at most once and never after it was killed`` () =
+let ``a job is created at most once per quota refusal and never after it was killed`` () =
     forHistories (fun traces ->
         let creates = traces |> List.collect (fun t -> createdIds t.effects)
+
+        // A create refused by a quota put the job back in the queue: it is created again once, later.
+        let refused =
+            traces
+            |> List.choose (fun t ->
+                match t.event with
+                | Some(Event.QuotaRefused(job, _, _)) when
+                    (match Lifecycle.job t.before job.id with
+                     | Some j -> j.phase = Phase.Creating
+                     | None -> false)
+                    ->
+                    Some job.id
+                | _ -> None)
+            |> counts
 
         let rec afterKill killed (ts: Trace list) =
             match ts with
@@ -262,7 +276,9 @@ let ``a job is created at most once and never after it was killed`` () =
                 (createdNow |> List.forall (fun id -> not (Set.contains id killed)))
                 && afterKill (Set.union killed (Set.ofList (killedIn t))) rest
 
-        (List.distinct creates = creates |> Prop.label "created at most once")
+        (counts creates
+         |> Map.forall (fun id n -> n <= 1 + (refused.TryFind id |> Option.defaultValue 0))
+         |> Prop.label "created at most once, and once more after each quota refusal")
         .&. (afterKill Set.empty traces |> Prop.label "never created after a kill"))
 
 [<CoreProperty>]

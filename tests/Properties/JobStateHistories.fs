@@ -15,6 +15,8 @@ type Cmd =
     | Kill of picks: int list
     | CreateReturns of pick: int
     | CreateFails of pick: int
+    | QuotaRefuses of pick: int * kind: int
+    | QuotasSeen of room: int * asJobs: bool
     | PodSeen of pick: int * podSuffix: int * node: int * state: int * exitCode: int
     | PodRemoved of pick: int * podSuffix: int
     | Resync of picks: int list * listedBack: int
@@ -57,6 +59,26 @@ let prepared (id: JobId) (millicores: int64) : PreparedJob =
           requiredNodeLabels = [] }
       placement = { nodeAffinity = None; tolerations = [] }
       environment = [||] }
+
+/// A quota refusal of the kind `kind` picks: room comes back later, the job alone asks for too much, or the quota's
+/// usage is not counted yet; `retryAfter` in ms when the server asks to wait.
+let quotaRefusal (kind: int) (retryAfter: int) : QuotaRefusal =
+    let message =
+        match abs kind % 3 with
+        | 0 -> "pods \"job-1\" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=3, limited: pods=3"
+        | 1 ->
+            "pods \"job-1\" is forbidden: exceeded quota: little-memory, requested: limits.memory=64Mi, used: limits.memory=0, limited: limits.memory=32Mi"
+        | _ -> "pods \"job-1\" is forbidden: status unknown for quota: fresh, resources: pods"
+
+    let retryAfter =
+        if retryAfter > 0 then
+            Some(System.TimeSpan.FromMilliseconds(float retryAfter))
+        else
+            None
+
+    match Quota.ofMessage (Some message) retryAfter with
+    | Some refusal -> refusal
+    | None -> failwith $"not read as a quota refusal: {message}"
 
 /// Pick one of the ids ever issued (killed and collected ones too: stale events about them are realistic).
 let private pick (model: Model) (p: int) =
@@ -105,7 +127,23 @@ let toInput (model: Model) (now: Millis) (history: Input list) (cmd: Cmd) : Inpu
         event (Event.Adopted(id, (prepared id 100L).request, now))
     | Kill picks -> event (Event.KillRequested(picks |> List.map (pick model), now))
     | CreateReturns p -> event (Event.Created(pick model p, now))
-    | CreateFails p -> event (Event.CreateFailed(pick model p, "quota exceeded", now))
+    | CreateFails p -> event (Event.CreateFailed(pick model p, "admission webhook refused it", now))
+    | QuotaRefuses(p, kind) ->
+        let id = pick model p
+
+        let millicores =
+            match job model id with
+            | Some job -> job.request.millicores
+            | None -> 100L
+
+        event (Event.QuotaRefused(prepared id millicores, quotaRefusal kind (abs kind % 7 * 500), now))
+    | QuotasSeen(room, asJobs) ->
+        let quota =
+            { name = "pods"
+              hard = Map.ofList [ "pods", string (abs room % 5 + 1) ]
+              used = Map.ofList [ "pods", string (abs room % 3) ] }
+
+        event (Event.QuotasRead([ quota ], asJobs, now))
     | PodSeen(p, suffix, node, state, exitCode) -> event (Event.Observed(podFacts model p suffix node state exitCode now, now))
     | PodRemoved(p, suffix) ->
         let id = pick model p
@@ -134,6 +172,8 @@ let cmdGen: Gen<Cmd> =
           2, Gen.map Kill (Gen.listOfLength 2 small)
           4, Gen.map CreateReturns small
           1, Gen.map CreateFails small
+          3, Gen.map2 (fun p k -> QuotaRefuses(p, k)) small (Gen.choose (0, 20))
+          1, Gen.map2 (fun r j -> QuotasSeen(r, j)) (Gen.choose (0, 20)) (Gen.elements [ false; true ])
           10,
           gen {
               let! p = small
