@@ -155,6 +155,11 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         {
             LogAdopted(existing.Items.Count, RunId);
         }
+
+        if (await ClusterConnector.ReadQuotasAsync(_client, Namespace, asJobs: true, () => _runtime.Now, cancellationToken).ConfigureAwait(false) is { } quotas)
+        {
+            _runtime.Apply(quotas);
+        }
     }
 
     private void Start() =>

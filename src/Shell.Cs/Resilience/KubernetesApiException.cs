@@ -37,6 +37,7 @@ public sealed class KubernetesApiException : HttpOperationException
         : base(message, innerException)
     {
         Decision = KubernetesCallDecisions.Of(decision);
+        CoreDecision = decision;
         StatusCode = statusCode;
         Attempts = attempts;
         Elapsed = elapsed;
@@ -45,6 +46,9 @@ public sealed class KubernetesApiException : HttpOperationException
     /// <summary>The core's decision: <c>Fail</c> with the reason, <c>Retry</c> when the budget ran out, or
     /// <c>Resync</c>/<c>AlreadyDone</c> for the caller to act on.</summary>
     public KubernetesCallDecision Decision { get; }
+
+    /// <summary>The core's decision itself, with its reason; null when the exception was made without one.</summary>
+    internal Decision? CoreDecision { get; }
 
     /// <summary>The HTTP status of the last attempt, or null if no response arrived.</summary>
     public HttpStatusCode? StatusCode { get; }

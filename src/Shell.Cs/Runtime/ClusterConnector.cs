@@ -104,4 +104,34 @@ internal static class ClusterConnector
                 var stored = JobManifests.StoredRequest(p.Job) ?? (0, 0, 0);
                 return Events.Adopted(p.Id!.Value, Jobs.Request(p.Job.Metadata.Name, stored.Millicores, stored.Memory, stored.Disk), nowMs);
             });
+
+    /// <summary>
+    /// The namespace's ResourceQuotas as an event for the core, which seeds from them how many of the run's jobs they
+    /// admit at once; null when they cannot be read (no permission to list them: the refusals of creates tell instead).
+    /// </summary>
+    /// <param name="client">The resilient client.</param>
+    /// <param name="namespace">Where the jobs run.</param>
+    /// <param name="asJobs">Whether the run creates Jobs rather than bare pods.</param>
+    /// <param name="nowMs">When they were read.</param>
+    /// <param name="cancellationToken">Cancels connecting.</param>
+    /// <returns>The event, or null.</returns>
+    public static async Task<JobState.Event?> ReadQuotasAsync(
+        IKubernetes client, string @namespace, bool asJobs, Func<long> nowMs, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var quotas = await client.CoreV1.ListNamespacedResourceQuotaAsync(@namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return Events.QuotasRead(
+                quotas.Items.Select(q => Quotas.Status(
+                    q.Metadata.Name,
+                    q.Status?.Hard?.Select(kv => KeyValuePair.Create(kv.Key, kv.Value.ToString())),
+                    q.Status?.Used?.Select(kv => KeyValuePair.Create(kv.Key, kv.Value.ToString())))),
+                asJobs,
+                nowMs());
+        }
+        catch (Exception ex) when (JobEffects.IsKubernetesFailure(ex) && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
 }

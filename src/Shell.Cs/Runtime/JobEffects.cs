@@ -43,7 +43,7 @@ internal sealed partial class JobEffects(
             var manifest = Jobs.Manifest(job);
             if (runtime.IsIssued(manifest.Id))
             {
-                await CreateAsync(manifest).ConfigureAwait(false);
+                await CreateAsync(job, manifest).ConfigureAwait(false);
             }
         }
         finally
@@ -52,7 +52,7 @@ internal sealed partial class JobEffects(
         }
     }
 
-    private async Task CreateAsync(JobManifest job)
+    private async Task CreateAsync(PreparedJob prepared, JobManifest job)
     {
         try
         {
@@ -66,8 +66,18 @@ internal sealed partial class JobEffects(
         }
         catch (Exception ex) when (IsKubernetesFailure(ex))
         {
-            LogCreateFailed(logger, job.Id, ex.Message);
-            runtime.Apply(Events.CreateFailed(job.Id, $"the Job could not be created: {ex.Message}", runtime.Now));
+            // The core tells a quota's refusal (the job waits for room) from a failure (the job ends with Error).
+            var failed = Events.CreateFailed(prepared, (ex as KubernetesApiException)?.CoreDecision, $"the Job could not be created: {ex.Message}", runtime.Now);
+            if (failed.IsQuotaRefused)
+            {
+                LogQuotaRefused(logger, job.Id, ex.Message);
+            }
+            else
+            {
+                LogCreateFailed(logger, job.Id, ex.Message);
+            }
+
+            runtime.Apply(failed);
         }
     }
 
@@ -190,6 +200,9 @@ internal sealed partial class JobEffects(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} could not be created: {Error}")]
     private static partial void LogCreateFailed(ILogger logger, int jobId, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} waits in the queue for room in the namespace's quota: {Refusal}")]
+    private static partial void LogQuotaRefused(ILogger logger, int jobId, string refusal);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: deleting {Name} failed: {Error}")]
     private static partial void LogDeleteFailed(ILogger logger, int jobId, string name, string error);
