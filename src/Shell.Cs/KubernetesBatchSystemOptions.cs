@@ -41,6 +41,14 @@ public sealed partial record KubernetesBatchSystemOptions
     public string? HostPath { get; init; }
 
     /// <summary>
+    /// Leave the run's directory under <see cref="HostPath"/> on the nodes. Off (Toil's behaviour): a node left
+    /// without a job of the run has it removed by a short cleanup Job. On for a host path on storage the nodes share
+    /// and the caller manages itself, where one node's cleanup would remove every node's files: the TES daemon keeps
+    /// its tasks' work directories there across their executors and attempts, and removes each when its task ends.
+    /// </summary>
+    public bool KeepRunDirectories { get; init; }
+
+    /// <summary>
     /// Directories on the nodes that every job mounts read-write at the same path, so that the leader and its jobs see
     /// the same files there: a Toil file job store, a workflow's own scripts. The nodes must share them (a network file
     /// system, or a one-node cluster on the leader's machine); one missing on a node is created there, empty.

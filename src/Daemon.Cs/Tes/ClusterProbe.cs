@@ -45,36 +45,5 @@ internal sealed class ClusterProbe(IKubernetes client) : IDisposable
         }
     }
 
-    /// <summary>
-    /// Waits until no node cleanup of the run is running, for at most <paramref name="atMost"/>. A node left without a
-    /// job of the run has its run directory removed by a cleanup Job (where the tasks' work directories are), so a task
-    /// staged again just after its last job ended must wait for that removal, or lose its inputs to it.
-    /// </summary>
-    public async Task WaitForCleanupsAsync(string @namespace, string runId, TimeSpan atMost, TimeProvider time, CancellationToken cancellationToken)
-    {
-        var deadline = time.GetUtcNow() + atMost;
-        while (time.GetUtcNow() < deadline)
-        {
-            k8s.Models.V1JobList jobs;
-            try
-            {
-                jobs = await client.BatchV1.ListNamespacedJobAsync(
-                    @namespace, labelSelector: $"{Names.RunLabel}={runId},{Names.CleanupLabel}", cancellationToken: cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is HttpRequestException or KubernetesApiException or k8s.Autorest.HttpOperationException)
-            {
-                // Unknown: the task is started rather than left waiting on the API.
-                return;
-            }
-
-            if (jobs.Items.All(j => j.Status?.CompletionTime is not null || j.Status?.Conditions?.Any(c => c.Type is "Complete" or "Failed" && c.Status == "True") == true))
-            {
-                return;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(500), time, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
     public void Dispose() => client.Dispose();
 }

@@ -39,7 +39,14 @@ internal sealed partial class TaskRunner : BackgroundService
         _time = time;
         _metrics = metrics;
         RunId = store.GetOrAdd(RunIdKey, () => "tes" + Guid.NewGuid().ToString("N")[..12]);
-        _options = options with { RunId = RunId, HostPath = options.HostPath ?? Path.Combine(Path.GetFullPath(tes.Value.DataDirectory), "work") };
+        // The daemon stages into and delivers from the tasks' work directories itself and removes each when its task
+        // ends: the nodes' cleanup would remove them between a task's executors or attempts, or before its outputs are read.
+        _options = options with
+        {
+            RunId = RunId,
+            HostPath = options.HostPath ?? Path.Combine(Path.GetFullPath(tes.Value.DataDirectory), "work"),
+            KeepRunDirectories = true,
+        };
         _steps = new TaskSteps(
             store,
             tes.Value,
@@ -49,8 +56,7 @@ internal sealed partial class TaskRunner : BackgroundService
             metrics,
             time,
             _logger,
-            id => _pending.Writer.TryWrite(id),
-            WaitForCleanupsAsync);
+            id => _pending.Writer.TryWrite(id));
     }
 
     /// <summary>The daemon's fixed run id, kept in the database so that a restarted daemon re-attaches.</summary>
@@ -204,11 +210,6 @@ internal sealed partial class TaskRunner : BackgroundService
         {
         }
     }
-
-    private Task WaitForCleanupsAsync(CancellationToken cancellationToken) =>
-        _probe is { } probe && _system is { } system
-            ? probe.WaitForCleanupsAsync(system.Namespace, RunId, TimeSpan.FromMinutes(2), _time, cancellationToken)
-            : Task.CompletedTask;
 
     public override void Dispose()
     {

@@ -25,7 +25,6 @@ internal sealed partial class TaskSteps
     private readonly ILogger _logger;
     private readonly TaskLocks _locks = new();
     private readonly Action<string> _restart;
-    private readonly Func<CancellationToken, Task> _cleanupsDone;
 
     // The jobs whose end is awaited, each with the task it runs a stage of.
     private readonly ConcurrentDictionary<int, string> _byJob = new();
@@ -35,8 +34,7 @@ internal sealed partial class TaskSteps
     private volatile KubernetesBatchSystem? _system;
 
     // Task work directories are HOST/RUN/tasks/ID on the shared host path, WORKDIR/tasks/ID in job containers.
-    // restart schedules a task whose next attempt is to be started (staged afresh), as a new task is; cleanupsDone waits
-    // until the run's node cleanups, which remove the work directories of a node left without a job, are done.
+    // restart schedules a task whose next attempt is to be started (staged afresh), as a new task is.
     public TaskSteps(
         TaskStore store,
         TesOptions tes,
@@ -46,8 +44,7 @@ internal sealed partial class TaskSteps
         DaemonMetrics metrics,
         TimeProvider time,
         ILogger logger,
-        Action<string> restart,
-        Func<CancellationToken, Task> cleanupsDone)
+        Action<string> restart)
     {
         _store = store;
         _tes = tes;
@@ -58,7 +55,6 @@ internal sealed partial class TaskSteps
         _time = time;
         _logger = logger;
         _restart = restart;
-        _cleanupsDone = cleanupsDone;
     }
 
     /// <summary>Sets the batch system jobs are submitted to and killed in, once connected.</summary>
@@ -129,12 +125,6 @@ internal sealed partial class TaskSteps
     public async Task StartAsync(string id, CancellationToken cancellationToken)
     {
         TesTask task;
-        if (_store.Get(id) is { JobId: null, Task.Logs.Count: > 1 })
-        {
-            // A retry: its last attempt's job left the node, whose cleanup would remove what is staged now.
-            await _cleanupsDone(cancellationToken).ConfigureAwait(false);
-        }
-
         using (await _locks.LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
             if (_store.Get(id) is not { JobId: null } stored || !stored.Task.Move(TesEvent.Started))

@@ -223,7 +223,7 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     /// </summary>
     public V1Job? Cleanup(string node)
     {
-        if (options.HostPath is not { } hostPath)
+        if (options.HostPath is not { } hostPath || options.KeepRunDirectories)
         {
             return null;
         }

@@ -91,6 +91,37 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task A_task_of_two_stages_keeps_its_work_directory_until_it_ends_with_no_node_cleanup()
+    {
+        // Two images, so two stages, two jobs: between them the node has no job of the run, and a node cleanup then
+        // would remove the task's work directory, where each stage places its inputs from and the outputs are read.
+        var outputFile = Path.Combine(DataDirectory, "out", "kept.txt");
+        var second = Executor("sh", "-c", "cat /data/seed.txt > /data/kept.txt");
+        second["image"] = "docker.io/hybridbatch/busybox-minimal:1.35";
+        var id = await CreateAsync(Client, new JsonObject
+        {
+            ["name"] = "kept",
+            ["inputs"] = new JsonArray(new JsonObject { ["name"] = "seed", ["path"] = "/data/seed.txt", ["content"] = "seed\n" }),
+            ["outputs"] = new JsonArray(new JsonObject { ["path"] = "/data/kept.txt", ["url"] = "file://" + outputFile }),
+            ["executors"] = new JsonArray(Executor("sh", "-c", "cat /data/seed.txt"), second),
+            ["resources"] = new JsonObject { ["cpu_cores"] = 1, ["ram_gb"] = 0.1 },
+        });
+
+        var task = await WaitForAsync(Client, id, Terminal);
+        Output.WriteLine(task.ToJsonString());
+        Assert.Equal("COMPLETE", task["state"]!.GetValue<string>());
+        Assert.Equal("seed\n", await File.ReadAllTextAsync(outputFile));
+        Assert.Equal(2, task["logs"]![0]!["logs"]!.AsArray().Count);
+
+        // The daemon cleans its tasks' directories itself: the run has no node cleanup, which on storage the nodes share
+        // would remove every task's directory.
+        var runId = await RunIdAsync();
+        var cleanups = await Cluster.Client.BatchV1.ListNamespacedJobAsync(
+            Cluster.Namespace, labelSelector: $"{HybridBatch.Core.Api.Names.RunLabel}={runId},{HybridBatch.Core.Api.Names.CleanupLabel}");
+        Assert.Empty(cleanups.Items);
+    }
+
+    [Fact]
     public async Task A_failing_executor_ends_the_task_in_EXECUTOR_ERROR_with_its_exit_code_and_skips_the_rest()
     {
         var id = await CreateAsync(Client, new JsonObject
