@@ -83,13 +83,17 @@ internal sealed partial class TaskSteps
     /// <returns>False when there is no such task.</returns>
     public async Task<bool> CancelAsync(string id, CancellationToken cancellationToken)
     {
-        using var held = await _locks.LockAsync(id, cancellationToken).ConfigureAwait(false);
-        if (_store.Get(id) is not { } stored)
+        using (await _locks.LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
-            return false;
+            if (_store.Get(id) is not { } stored)
+            {
+                return false;
+            }
+
+            await CancelHeldAsync(stored, cancellationToken).ConfigureAwait(false);
         }
 
-        await CancelHeldAsync(stored, cancellationToken).ConfigureAwait(false);
+        DiscardIfEnded(id);
         return true;
     }
 
@@ -150,21 +154,35 @@ internal sealed partial class TaskSteps
         var problem = Workspace(id).Stage(task);
         using (await _locks.LockAsync(id, cancellationToken).ConfigureAwait(false))
         {
-            // Canceled while its inputs were staged: nothing more to do.
-            if (_store.Get(id) is not { JobId: null, Task.State: TesState.Initializing } stored)
+            // Canceled while its inputs were staged: nothing more to do but remove them.
+            if (_store.Get(id) is { JobId: null, Task.State: TesState.Initializing } stored)
             {
-                return;
+                if (problem is null)
+                {
+                    await IssueAsync(stored.Task, 0, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    stored.Task.Finish(Now(), TesEvent.SystemFailed, problem);
+                    _store.Update(stored.Task, null, 0);
+                    LogSystemError(id, problem);
+                }
             }
+        }
 
-            if (problem is null)
-            {
-                await IssueAsync(stored.Task, 0, cancellationToken).ConfigureAwait(false);
-                return;
-            }
+        DiscardIfEnded(id);
+    }
 
-            stored.Task.Finish(Now(), TesEvent.SystemFailed, problem);
-            _store.Update(stored.Task, null, 0);
-            LogSystemError(id, problem);
+    /// <summary>
+    /// Removes the work directory of a task that ended (nothing else does: the run keeps its directories on the nodes);
+    /// called with no lock held.
+    /// </summary>
+    private void DiscardIfEnded(string id)
+    {
+        if (_store.Get(id) is { Task.State: var state } && TesStateMachine.IsTerminal(state) && Workspace(id) is var workspace
+            && workspace.Delete() is { } problem)
+        {
+            LogCleanupFailed(workspace.Root, problem);
         }
     }
 
@@ -309,17 +327,15 @@ internal sealed partial class TaskSteps
         switch (recorded)
         {
             case Recorded.Finished:
-                if (workspace.Delete() is { } problem)
-                {
-                    LogCleanupFailed(workspace.Root, problem);
-                }
-
+                DiscardIfEnded(id);
                 break;
             case Recorded.Retried:
                 // Staged afresh by the starter, outside this loop: a large staging delays no other task's end.
                 _restart(id);
                 break;
             case Recorded.NextStage:
+                // The next stage could not be issued: the task ended.
+                DiscardIfEnded(id);
                 break;
         }
     }

@@ -119,6 +119,11 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         var cleanups = await Cluster.Client.BatchV1.ListNamespacedJobAsync(
             Cluster.Namespace, labelSelector: $"{HybridBatch.Core.Api.Names.RunLabel}={runId},{HybridBatch.Core.Api.Names.CleanupLabel}");
         Assert.Empty(cleanups.Items);
+        // The daemon removes it once the outputs are delivered, just after the task is marked COMPLETE.
+        Assert.True(
+            await BatchSystem.Batch.EventuallyAsync(
+                () => Task.FromResult(!Directory.Exists(Path.Combine(DataDirectory, "work", runId, "tasks", id))), TimeSpan.FromSeconds(30)),
+            "the finished task's work directory is still there");
     }
 
     [Fact]
@@ -153,6 +158,7 @@ public sealed class TesApiTests(LocalClusterFixture cluster, ITestOutputHelper o
         Assert.Empty(TesSchema.Check(await cancel.Content.ReadFromJsonAsync<JsonObject>(), "tesCancelTaskResponse"));
         var task = await GetAsync(Client, id);
         Assert.Equal("CANCELED", task["state"]!.GetValue<string>());
+        Assert.False(Directory.Exists(Path.Combine(DataDirectory, "work", runId, "tasks", id)), "the canceled task's work directory is still there");
 
         // What the daemon does is delete the task's Job, its pod with it: the Job is gone and the pod is on its way out
         // (deletion requested). How soon the kubelet then removes the pod is the node's business: on a cluster started a
