@@ -77,15 +77,43 @@ public sealed class ScratchManifestTests
 {
     private const long Overhead = 16L * 1024 * 1024;
 
-    private static (k8s.Models.V1Job Job, JobManifest Manifest) Build(KubernetesBatchSystemOptions options)
+    private static JobManifest Manifest(KubernetesBatchSystemOptions options)
     {
         var job = Batch.Job("scratch", disk: 3_000_000);
         var settings = Jobs.Settings("tester", "scratch-run", options.Image, Overhead, options.MaxCores, options.MaxMemory, options.MaxDisk);
         var prepared = Jobs.Prepare(
             settings, 1, job.Name, "true", job.Image, job.Cores, job.Memory, job.Disk, null, null, null, null, null, job.Preemptible, [], null);
         Assert.Null(prepared.Problem);
-        var manifest = Jobs.Manifest(prepared.Job!);
+        return Jobs.Manifest(prepared.Job!);
+    }
+
+    private static (k8s.Models.V1Job Job, JobManifest Manifest) Build(KubernetesBatchSystemOptions options)
+    {
+        var manifest = Manifest(options);
         return (new JobManifests(options, "scratch-run", "tester").Build(manifest), manifest);
+    }
+
+    [Fact]
+    public void A_bare_pod_is_the_Jobs_pod_under_the_Jobs_name_labels_and_annotations_with_restart_policy_Never()
+    {
+        var options = new KubernetesBatchSystemOptions { HostPath = "/var/lib/hybridbatch-host", SharedPaths = ["/data"], RunAsUser = 1000 };
+        var manifests = new JobManifests(options with { ObjectKind = KubernetesObjectKind.Pod }, "scratch-run", "tester");
+        var manifest = Manifest(options);
+        var pod = manifests.BuildPod(manifest);
+        var job = manifests.Build(manifest);
+
+        Assert.Equal(("v1", "Pod", "Never"), (pod.ApiVersion, pod.Kind, pod.Spec.RestartPolicy));
+        Assert.Equal(job.Metadata.Name, pod.Metadata.Name);
+        Assert.Equal(job.Metadata.Labels, pod.Metadata.Labels);
+        Assert.Equal(job.Metadata.Annotations, pod.Metadata.Annotations);
+        Assert.Equal(job.Spec.Template.Metadata.Labels, pod.Metadata.Labels);
+        Assert.Equal(job.Spec.Template.Metadata.Annotations, pod.Metadata.Annotations);
+        Assert.Equal(k8s.KubernetesJson.Serialize(job.Spec.Template.Spec), k8s.KubernetesJson.Serialize(pod.Spec));
+        Assert.Empty(pod.Metadata.OwnerReferences ?? []);
+
+        // Re-attaching reads the pool request back from either object.
+        Assert.Equal(JobManifests.StoredRequest(job.Metadata), JobManifests.StoredRequest(pod.Metadata));
+        Assert.Equal((manifest.Millicores, manifest.Memory, manifest.Disk), JobManifests.StoredRequest(pod.Metadata));
     }
 
     [Theory]

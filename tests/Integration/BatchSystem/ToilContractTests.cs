@@ -3,25 +3,35 @@ using Xunit.Abstractions;
 
 namespace HybridBatch.Integration.BatchSystem;
 
-/// <summary>Toil's <c>AbstractBatchSystemTest</c> for Kubernetes, translated, against the real cluster.</summary>
+/// <summary>
+/// Toil's <c>AbstractBatchSystemTest</c> for Kubernetes, translated, against the real cluster; each test that runs jobs
+/// runs them as Jobs and as bare pods.
+/// </summary>
 public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>, IAsyncLifetime
 {
-    private KubernetesBatchSystem system = null!;
+    private KubernetesBatchSystem? started;
 
-    public async Task InitializeAsync() =>
-        system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster), Batch.Logging(output));
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private async Task<KubernetesBatchSystem> StartAsync(KubernetesObjectKind kind) =>
+        started = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, kind), Batch.Logging(output));
 
     public async Task DisposeAsync()
     {
-        await system.ShutdownAsync();
-        await system.DisposeAsync();
+        if (started is not null)
+        {
+            await started.ShutdownAsync();
+            await started.DisposeAsync();
+        }
     }
 
     private const string FooScript = "if [ \"x${FOO}\" = \"xbar\" ] ; then exit 23 ; else exit 42 ; fi";
 
-    [Fact]
-    public async Task Two_jobs_run_at_once_a_kill_removes_them_and_only_the_next_job_is_reported()
+    [Theory]
+    [EachObjectKind]
+    public async Task Two_jobs_run_at_once_a_kill_removes_them_and_only_the_next_job_is_reported(KubernetesObjectKind kind)
     {
+        var system = await StartAsync(kind);
         var job1 = await system.IssueBatchJobAsync("sleep 1000", Batch.Job("test1"));
         var job2 = await system.IssueBatchJobAsync("sleep 1000", Batch.Job("test2"));
         Assert.Equal([job1, job2], await system.GetIssuedBatchJobIdsAsync());
@@ -47,9 +57,11 @@ public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHe
         Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(2)));
     }
 
-    [Fact]
-    public async Task A_batch_environment_variable_reaches_jobs_issued_after_it_is_set()
+    [Theory]
+    [EachObjectKind]
+    public async Task A_batch_environment_variable_reaches_jobs_issued_after_it_is_set(KubernetesObjectKind kind)
     {
+        var system = await StartAsync(kind);
         var job4 = await system.IssueBatchJobAsync(FooScript, Batch.Job("test4"));
         var first = await Batch.NextAsync(system);
         Assert.Equal((job4, 42), (first.JobId, first.ExitStatus));
@@ -61,9 +73,11 @@ public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHe
         Assert.Equal(BatchJobExitReason.Failed, second.ExitReason);
     }
 
-    [Fact]
-    public async Task A_job_environment_variable_reaches_only_its_job()
+    [Theory]
+    [EachObjectKind]
+    public async Task A_job_environment_variable_reaches_only_its_job(KubernetesObjectKind kind)
     {
+        var system = await StartAsync(kind);
         var job6 = await system.IssueBatchJobAsync(FooScript, Batch.Job("test6"), new Dictionary<string, string> { ["FOO"] = "bar" });
         var first = await Batch.NextAsync(system);
         Assert.Equal((job6, 23), (first.JobId, first.ExitStatus));
@@ -74,8 +88,10 @@ public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHe
     }
 
     [Fact]
-    public void Requests_above_the_maxima_or_for_unknown_accelerators_are_refused_naming_the_resource()
+    public async Task Requests_above_the_maxima_or_for_unknown_accelerators_are_refused_naming_the_resource()
     {
+        // Checked against the options alone, whatever the jobs run as.
+        var system = await StartAsync(KubernetesObjectKind.Job);
         var cores = Assert.Throws<InsufficientSystemResourcesException>(() => system.CheckResourceRequest(Batch.Job(cores: 2000, memory: 1000, disk: 1_000_000_000)));
         Assert.Equal("cores", cores.Resource);
         Assert.Contains("2000", cores.Message);
@@ -92,9 +108,11 @@ public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHe
         system.CheckResourceRequest(Batch.Job(cores: 1, memory: 10, disk: 100));
     }
 
-    [Fact]
-    public async Task Issuing_refuses_bad_input_and_creates_nothing()
+    [Theory]
+    [EachObjectKind]
+    public async Task Issuing_refuses_bad_input_and_creates_nothing(KubernetesObjectKind kind)
     {
+        var system = await StartAsync(kind);
         await Assert.ThrowsAsync<ArgumentException>(() => system.IssueBatchJobAsync("", Batch.Job()));
         await Assert.ThrowsAsync<ArgumentException>(() => system.IssueBatchJobAsync("true", Batch.Job(memory: -1)));
         await Assert.ThrowsAsync<ArgumentException>(() => system.IssueBatchJobAsync("true", Batch.Job(cores: double.NaN)));
@@ -103,7 +121,8 @@ public sealed class ToilContractTests(LocalClusterFixture cluster, ITestOutputHe
         Assert.Throws<InvalidOperationException>(() => system.SetUserScript(new UserScript("workflow.py")));
         Assert.False(KubernetesBatchSystem.SupportsAutoDeployment);
         Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
-        Assert.Empty(await Batch.JobsOfRunAsync(cluster, system.RunId));
+        Assert.Empty(await Batch.ObjectsOfRunAsync(cluster, system.RunId, kind));
+        Assert.Empty(await Batch.PodsOfRunAsync(cluster, system.RunId));
 
         // Still usable.
         var id = await system.IssueBatchJobAsync("true", Batch.Job());
