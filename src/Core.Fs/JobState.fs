@@ -221,6 +221,8 @@ type Model =
       tombstones: Map<JobId, string>
       /// The room the namespace's quotas leave the run, once a create was refused or the quotas were read.
       admission: Admission option
+      /// The namespace's quotas as read when connecting: a job that alone asks for more than one allows ends at once.
+      quotas: QuotaStatus list
       shutDown: bool }
 
 /// The model before anything happened.
@@ -237,6 +239,7 @@ let initial (config: Config) : Model =
       roomHeldAt = None
       tombstones = Map.empty
       admission = None
+      quotas = []
       shutDown = false }
 
 /// The id the next issued job gets.

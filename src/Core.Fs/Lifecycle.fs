@@ -63,6 +63,12 @@ let private finish (model: Model) (job: Job) (last: Job) (result: UpdatedJob) (d
     let ended = Effect.Ended(result, explaining) :: creates
     model, (if deleteNow then Effect.Delete(job.id, job.request.name) :: ended else ended)
 
+/// End a job that was never created (no object to delete, no log to read) with Error and `why`.
+let private neverCreated (model: Model) (job: Job) (why: string) (at: Millis) : Model * Effect list =
+    let ended = result job ExitStatusUnavailable ExitReason.Error (at - job.issuedAt) (Some why)
+    let model, creates = launch (store model job { job with phase = Phase.Ended(ended, model.endSeq, true) })
+    model, Effect.Ended(ended, None) :: creates
+
 /// End a job as lost (its pod or Job vanished, was evicted, or its node died), as `last` shows it.
 let private ends (model: Model) (job: Job) (last: Job) (why: string) (wallTime: Millis) =
     finish model job last (result job ExitStatusUnavailable ExitReason.Lost wallTime (Some why)) true
@@ -222,7 +228,7 @@ let quotaDelay (refusals: int) (retryAfter: System.TimeSpan option) : Millis =
 let private refuse (model: Model) (prepared: PreparedJob) (refusal: QuotaRefusal) (at: Millis) =
     match model.jobs.TryFind prepared.id with
     | Some({ phase = Phase.Creating } as job) when Quota.neverFits refusal ->
-        finish model job job (result job ExitStatusUnavailable ExitReason.Error (at - job.issuedAt) (Some(Quota.explainNeverFits refusal))) false
+        neverCreated model job (Quota.explainNeverFits refusal) at
     | Some({ phase = Phase.Creating } as job) ->
         let model = store model job { job with phase = Phase.Queued prepared }
 
@@ -268,6 +274,8 @@ let private probe (model: Model) (at: Millis) =
 
 /// The quotas read when connecting: the cap is the jobs holding capacity and the room the quotas leave them.
 let private seed (model: Model) (quotas: QuotaStatus list) (asJobs: bool) (at: Millis) =
+    let model = { model with quotas = quotas }
+
     match Quota.room asJobs quotas with
     | None -> model, []
     | Some room ->
@@ -281,9 +289,12 @@ let private seed (model: Model) (quotas: QuotaStatus list) (asJobs: bool) (at: M
                           probeAt = at + QuotaFirstDelay
                           probing = not asJobs } }
 
-/// A job that exists in Kubernetes and whose pod has not appeared yet: the pod timeout runs from its creation.
-let private createdWithoutPod (createdAt: Millis) =
-    Phase.Created(createdAt, Some { why = NoPodYet; since = createdAt; waitsForRoom = false })
+/// A job that exists in Kubernetes and whose pod has not appeared yet: the pod timeout runs from its creation. In a
+/// namespace whose quotas limit the run, a Job's pod may be refused for want of room the run's own pods hold (the quota
+/// is recounted, and the Job controller tries again, some time after they end): it waits for room, as an
+/// unschedulable pod does.
+let private createdWithoutPod (model: Model) (createdAt: Millis) =
+    Phase.Created(createdAt, Some { why = NoPodYet; since = createdAt; waitsForRoom = model.admission.IsSome })
 
 let private live (model: Model) =
     model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter isLive |> List.ofSeq
@@ -295,12 +306,18 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
         if model.shutDown || job.id < model.nextId then
             model, []
         else
-            launch (add model (newJob job.id job.request at (Phase.Queued job)))
+            let added = newJob job.id job.request at (Phase.Queued job)
+            let model = add model added
+
+            match Quota.tooBigFor model.quotas job.resources.requests job.resources.limits with
+            // It never fits, however many pods end: it ends at once, never created.
+            | Some refusal -> neverCreated model added (Quota.explainNeverFits refusal) at
+            | None -> launch model
     | Event.Adopted(id, request, at) ->
         if model.shutDown || id < model.nextId then
             model, []
         else
-            add model (newJob id request at (createdWithoutPod at)), []
+            add model (newJob id request at (createdWithoutPod model at)), []
     | Event.KillRequested(ids, _) ->
         let model, deletes = ids |> List.distinct |> each kill model
         let model, creates = launch model
@@ -308,7 +325,7 @@ let private apply (model: Model) (event: Event) : Model * Effect list =
     | Event.Created(id, at) ->
         // The job exists in Kubernetes; its pod may have been seen first, which already recorded that.
         match model.jobs.TryFind id with
-        | Some({ phase = Phase.Creating } as job) -> store model job { job with phase = createdWithoutPod at }, []
+        | Some({ phase = Phase.Creating } as job) -> store model job { job with phase = createdWithoutPod model at }, []
         | Some _ -> model, []
         | None -> deleteUntracked model id
     | Event.CreateFailed(id, message, at) ->

@@ -157,6 +157,49 @@ module Quota =
 
         $"the job asks for more than the namespace's ResourceQuota {refusal.quota} allows in all: {amounts}; ask for less, or raise the quota"
 
+    /// The quota keys that count a container's request or limit of `resource`: `requests.cpu` and `cpu` count a CPU
+    /// request, `limits.cpu` a CPU limit (and so for memory and ephemeral storage); an extended resource has its
+    /// `requests.` key only.
+    let private keys (resource: string) (isLimit: bool) =
+        match isLimit, resource with
+        | true, r -> [ $"limits.{r}" ]
+        | false, ("cpu" | "memory" | "ephemeral-storage" as r) -> [ $"requests.{r}"; r ]
+        | false, r -> [ $"requests.{r}" ]
+
+    /// A quota a job's container alone asks more of than it allows in all, from the quotas' status (as a refusal
+    /// would name it), or None: such a job never fits, however many pods end, and need not be created to learn it.
+    let tooBigFor (quotas: QuotaStatus list) (requests: Map<string, string>) (limits: Map<string, string>) : QuotaRefusal option =
+        let asked =
+            [ for KeyValue(r, v) in requests do
+                  for key in keys r false -> key, v
+              for KeyValue(r, v) in limits do
+                  for key in keys r true -> key, v ]
+
+        quotas
+        |> List.tryPick (fun q ->
+            let over =
+                asked
+                |> List.choose (fun (key, value) ->
+                    match q.hard.TryFind key with
+                    | Some hard when (match nanos (Some value), nanos (Some hard) with
+                                      | Some v, Some h -> v > h
+                                      | _ -> false) ->
+                        Some
+                            { resource = key
+                              requested = Some value
+                              used = q.used.TryFind key
+                              limited = Some hard }
+                    | _ -> None)
+
+            if List.isEmpty over then
+                None
+            else
+                Some
+                    { quota = q.name
+                      amounts = over
+                      message = ""
+                      retryAfter = None })
+
     /// What a create refused by a quota waits for, in words.
     let explain (refusal: QuotaRefusal) : string =
         let amounts =

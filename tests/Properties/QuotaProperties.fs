@@ -296,3 +296,47 @@ let ``under a pods quota every job finishes exactly once, and refused creates st
         .&. (peak <= quota |> Prop.label $"{peak} pods at once under a quota of {quota}")
         .&. (refused <= bound |> Prop.label $"{refused} refusals of {creates} creates in {quarters / 4} s (at most {bound})")
         .&. (creates = runs.Length + refused |> Prop.label "each refusal costs one create"))
+
+[<CoreProperty>]
+let ``after the quotas are read, a job that alone asks for more than one allows ends at once, never created; others are created``
+    (hardMi: PositiveInt)
+    (askedMi: PositiveInt)
+    (asJobs: bool)
+    =
+    let quota =
+        { name = "memory-quota"
+          hard = Map.ofList [ "limits.memory", $"{hardMi.Get}Mi" ]
+          used = Map.ofList [ "limits.memory", "0" ] }
+
+    let job =
+        let p = prepared 1 100L
+
+        { p with
+            resources =
+                { p.resources with
+                    requests = Map.ofList [ "memory", $"{askedMi.Get}Mi" ]
+                    limits = Map.ofList [ "memory", $"{askedMi.Get}Mi" ] } }
+
+    let model, effects =
+        fold (initial config) [ Event.QuotasRead([ quota ], asJobs, 1_000L); Event.Issued(job, 2_000L) ]
+
+    let created = createdIds effects = [ 1 ]
+
+    let ended =
+        effects
+        |> List.tryPick (function
+            | Effect.Ended(result, None) -> Some result
+            | _ -> None)
+
+    if askedMi.Get > hardMi.Get then
+        (not created
+         && (ended
+             |> Option.exists (fun r ->
+                 r.reason = ExitReason.Error
+                 && r.message |> Option.exists (fun m -> m.Contains "ResourceQuota memory-quota" && m.Contains $"limits.memory {askedMi.Get}Mi")))
+         && (match collect model with
+             | Some _, _, deletes -> List.isEmpty deletes
+             | None, _, _ -> false))
+        |> Prop.label "too big: ends at once with Error naming the quota and the amount, and nothing is deleted"
+    else
+        (created && ended.IsNone) |> Prop.label "fits: created"
