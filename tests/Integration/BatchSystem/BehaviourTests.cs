@@ -9,24 +9,8 @@ namespace HybridBatch.Integration.BatchSystem;
 /// What HybridBatch promises beyond Toil's tests: exit reasons, stuck pods, lost jobs, queueing, scale, re-attaching,
 /// shutting down; each whether jobs run as Jobs or as bare pods.
 /// </summary>
-public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
+public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelper output) : BatchSystemTests(cluster, output), IClassFixture<LocalClusterFixture>
 {
-    private async Task<KubernetesBatchSystem> StartAsync(KubernetesObjectKind kind, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null) =>
-        await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, kind, change), Batch.Logging(output));
-
-    /// <summary>A batch system that accepts jobs larger than any node and fails stuck ones after 5 s.</summary>
-    private Task<KubernetesBatchSystem> StartForHugeJobsAsync(KubernetesObjectKind kind) => StartAsync(kind, o => o with
-    {
-        PodTimeout = TimeSpan.FromSeconds(5),
-        MaxCores = 10_000,
-    });
-
-    private static async Task EndAsync(KubernetesBatchSystem system)
-    {
-        await system.ShutdownAsync();
-        await system.DisposeAsync();
-    }
-
     [Theory]
     [EachObjectKind]
     public async Task Exit_codes_come_back_exactly_with_the_matching_reason(KubernetesObjectKind kind)
@@ -82,199 +66,6 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
 
     [Theory]
     [EachObjectKind]
-    public async Task A_missing_image_fails_with_Error_after_the_pod_timeout_naming_the_cause(KubernetesObjectKind kind)
-    {
-        var system = await StartAsync(kind, o => o with { PodTimeout = TimeSpan.FromSeconds(5) });
-        try
-        {
-            var id = await system.IssueBatchJobAsync("true", Batch.Job("no-image") with { Image = "registry.invalid/hybridbatch/missing:1" });
-            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(90));
-            Assert.Equal(id, info.JobId);
-            Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
-            Assert.Matches("ErrImagePull|ImagePullBackOff|InvalidImageName", info.Message);
-            Assert.Contains("pod timeout", info.Message);
-            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.ObjectsOfRunAsync(cluster, system.RunId, kind)).Count == 0, TimeSpan.FromSeconds(30)));
-        }
-        finally
-        {
-            await EndAsync(system);
-        }
-    }
-
-    [Theory]
-    [EachObjectKind]
-    public async Task A_pod_that_can_never_be_scheduled_fails_with_Error_after_the_pod_timeout(KubernetesObjectKind kind)
-    {
-        var system = await StartForHugeJobsAsync(kind);
-        try
-        {
-            var id = await system.IssueBatchJobAsync("true", Batch.Job("huge", cores: 1000));
-            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(90));
-            Assert.Equal(id, info.JobId);
-            Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
-            Assert.Contains("Unschedulable", info.Message);
-            Assert.Contains("cpu", info.Message);
-        }
-        finally
-        {
-            await EndAsync(system);
-        }
-    }
-
-    [Theory]
-    [EachObjectKind]
-    public async Task A_job_whose_pod_is_refused_by_admission_fails_with_Error_naming_the_cause(KubernetesObjectKind kind)
-    {
-        // A LimitRange makes admission refuse containers over 500 cores. A Job is created, but its controller can never
-        // create the pod, so no pod event ever comes: Error after the pod timeout. A bare pod's own create is refused:
-        // Error at once, with the API's reason. (Explicit defaults keep other pods of the namespace unchanged.)
-        using var admin = Admin.Client();
-        var name = "hb-refuse-" + Guid.NewGuid().ToString("N")[..6];
-        var small = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("100m") };
-        await admin.CoreV1.CreateNamespacedLimitRangeAsync(
-            new V1LimitRange
-            {
-                Metadata = new V1ObjectMeta { Name = name },
-                Spec = new V1LimitRangeSpec
-                {
-                    Limits =
-                    [
-                        new V1LimitRangeItem
-                        {
-                            Type = "Container",
-                            Max = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500") },
-                            DefaultProperty = small,
-                            DefaultRequest = small,
-                        },
-                    ],
-                },
-            },
-            cluster.Namespace);
-        var system = await StartForHugeJobsAsync(kind);
-        try
-        {
-            var id = await system.IssueBatchJobAsync("true", Batch.Job("refused", cores: 1000));
-            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(90));
-            output.WriteLine($"[refused pod, {kind}] {info.ExitReason}: {info.Message}");
-            Assert.Equal(id, info.JobId);
-            Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
-            if (kind == KubernetesObjectKind.Pod)
-            {
-                Assert.Contains("the pod could not be created", info.Message);
-                Assert.Contains("maximum cpu usage per Container is 500", info.Message);
-            }
-            else
-            {
-                Assert.Contains("no pod appeared", info.Message);
-                Assert.Contains("pod timeout", info.Message);
-                Assert.True(info.WallTime >= TimeSpan.FromSeconds(5));
-            }
-
-            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.ObjectsOfRunAsync(cluster, system.RunId, kind)).Count == 0, TimeSpan.FromSeconds(30)));
-        }
-        finally
-        {
-            await EndAsync(system);
-            await admin.CoreV1.DeleteNamespacedLimitRangeAsync(name, cluster.Namespace);
-        }
-    }
-
-    [Theory]
-    [EachObjectKind]
-    public async Task A_Job_or_bare_pod_deleted_by_someone_else_is_reported_Lost_once(KubernetesObjectKind kind)
-    {
-        var system = await StartAsync(kind);
-        try
-        {
-            var id = await system.IssueBatchJobAsync("sleep 600", Batch.Job("victim"));
-            Assert.True(await Batch.EventuallyAsync(async () => (await system.GetRunningBatchJobIdsAsync()).ContainsKey(id), TimeSpan.FromSeconds(120)));
-            var job = Assert.Single(await Batch.ObjectsOfRunAsync(cluster, system.RunId, kind));
-            await Batch.DeleteFromOutsideAsync(cluster, job, kind);
-
-            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(60));
-            Assert.Equal(id, info.JobId);
-            Assert.Equal(BatchJobExitReason.Lost, info.ExitReason);
-            Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(5)));
-            Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
-        }
-        finally
-        {
-            await EndAsync(system);
-        }
-    }
-
-    [Theory]
-    [EachObjectKind]
-    public async Task An_evicted_pod_is_reported_Lost_once_and_as_a_bare_pod_is_not_run_again(KubernetesObjectKind kind)
-    {
-        // Evicted as a node drain or the cluster autoscaler evicts, through the Eviction API (the admin's right, not the
-        // product's). The Job controller of Kubernetes 1.20 starts a new pod for an evicted one, backoffLimit 0
-        // notwithstanding; a bare pod has nothing to start another. (The kubelet's own evictions, for a volume over its
-        // size limit, come 1 to 2 minutes late, when its volume statistics are next gathered; the core's verdict table
-        // covers their "Evicted" pods.) The job leaves at once on SIGTERM, so its pod goes without the grace period.
-        var system = await StartAsync(kind);
-        using var admin = Admin.Client();
-        using var watching = new CancellationTokenSource();
-        var pods = new HashSet<string>();
-        Task? watch = null;
-        try
-        {
-            var id = await system.IssueBatchJobAsync("trap 'exit 143' TERM; sleep 600 & wait", Batch.Job("evicted"));
-            watch = Task.Run(async () =>
-            {
-                while (!watching.IsCancellationRequested)
-                {
-                    foreach (var pod in await Batch.PodsOfRunAsync(cluster, system.RunId))
-                    {
-                        lock (pods)
-                        {
-                            pods.Add(pod.Metadata.Uid);
-                        }
-                    }
-
-                    await Task.Delay(200, CancellationToken.None);
-                }
-            });
-            Assert.True(await Batch.EventuallyAsync(async () => (await system.GetRunningBatchJobIdsAsync()).ContainsKey(id), TimeSpan.FromSeconds(120)));
-            var victim = Assert.Single(await Batch.PodsOfRunAsync(cluster, system.RunId));
-            await admin.CoreV1.CreateNamespacedPodEvictionAsync(
-                new V1Eviction
-                {
-                    ApiVersion = "policy/v1beta1",
-                    Kind = "Eviction",
-                    Metadata = new V1ObjectMeta { Name = victim.Metadata.Name, NamespaceProperty = cluster.Namespace },
-                },
-                victim.Metadata.Name,
-                cluster.Namespace);
-
-            var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(120));
-            output.WriteLine($"[evicted, {kind}] {info.ExitReason}: {info.Message}");
-            Assert.Equal((id, BatchJobExitReason.Lost), (info.JobId, info.ExitReason));
-            Assert.Contains(victim.Metadata.Name, info.Message);
-
-            // Collected, the job's Job or pod is deleted, and with it every pod of the job.
-            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.PodsOfRunAsync(cluster, system.RunId)).Count == 0, TimeSpan.FromSeconds(90)));
-            await watching.CancelAsync();
-            await watch;
-            output.WriteLine($"[evicted, {kind}] {pods.Count} pod(s) of the job seen");
-            Assert.Contains(victim.Metadata.Uid, pods);
-            if (kind == KubernetesObjectKind.Pod)
-            {
-                Assert.Single(pods);
-            }
-
-            Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(2)));
-            Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
-        }
-        finally
-        {
-            await watching.CancelAsync();
-            await EndAsync(system);
-        }
-    }
-
-    [Theory]
-    [EachObjectKind]
     public async Task Shutting_down_leaves_no_Job_and_no_pod_of_the_run(KubernetesObjectKind kind)
     {
         // Three at once by --maxJobs alone (Toil's test disk maximum of 2001 bytes would let only two of them run).
@@ -293,18 +84,18 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
                 async () =>
                 {
                     var running = await system.GetRunningBatchJobIdsAsync();
-                    var pods = await Batch.PodsOfRunAsync(cluster, system.RunId);
+                    var pods = await Batch.PodsOfRunAsync(Cluster, system.RunId);
                     return sleepers.All(running.ContainsKey)
                         && pods.Any(p => p.Metadata.Labels["hybridbatch.io/job-id"] == done.ToString(System.Globalization.CultureInfo.InvariantCulture)
                             && p.Status?.Phase == "Succeeded");
                 },
                 TimeSpan.FromSeconds(120)));
-            Assert.NotEmpty(await Batch.ObjectsOfRunAsync(cluster, system.RunId, kind));
+            Assert.NotEmpty(await Batch.ObjectsOfRunAsync(Cluster, system.RunId, kind));
 
             await system.ShutdownAsync();
 
-            Assert.Empty(await Batch.JobsOfRunAsync(cluster, system.RunId));
-            Assert.Empty(await Batch.PodsOfRunAsync(cluster, system.RunId));
+            Assert.Empty(await Batch.JobsOfRunAsync(Cluster, system.RunId));
+            Assert.Empty(await Batch.PodsOfRunAsync(Cluster, system.RunId));
             Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
         }
         finally
@@ -331,7 +122,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
             // Capacity is free again: a new job runs, and the killed queued one never appears in the cluster.
             var next = await system.IssueBatchJobAsync("true", Batch.Job("next"));
             Assert.Equal(next, (await Batch.NextAsync(system)).JobId);
-            var ids = (await Batch.ObjectsOfRunAsync(cluster, system.RunId, kind))
+            var ids = (await Batch.ObjectsOfRunAsync(Cluster, system.RunId, kind))
                 .Select(j => j.Labels["hybridbatch.io/job-id"]).ToList();
             Assert.DoesNotContain(queued.ToString(System.Globalization.CultureInfo.InvariantCulture), ids);
             Assert.Null(await system.GetUpdatedBatchJobAsync(TimeSpan.FromSeconds(2)));
@@ -416,8 +207,8 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
         var done = await first.IssueBatchJobAsync("exit 7", Batch.Job("done"));
         var longer = await first.IssueBatchJobAsync("sleep 8", Batch.Job("longer"));
         Assert.True(await Batch.EventuallyAsync(
-            async () => (await cluster.Client.CoreV1.ListNamespacedPodAsync(
-                    cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id={done}")).Items
+            async () => (await Cluster.Client.CoreV1.ListNamespacedPodAsync(
+                    Cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id={done}")).Items
                 .Any(p => p.Status?.Phase == "Failed"),
             TimeSpan.FromSeconds(120)));
         await first.DisposeAsync();
@@ -483,7 +274,7 @@ public sealed class BehaviourTests(LocalClusterFixture cluster, ITestOutputHelpe
         Assert.Contains("cannot be used", bad.Message);
 
         // A cluster address where nothing listens: the loopback port 1 refuses at once.
-        var config = await File.ReadAllTextAsync(cluster.KubeconfigPath);
+        var config = await File.ReadAllTextAsync(Cluster.KubeconfigPath);
         var unreachable = Path.GetTempFileName();
         await File.WriteAllTextAsync(unreachable, System.Text.RegularExpressions.Regex.Replace(config, @"server: \S+", "server: https://127.0.0.1:1"));
         var options = new KubernetesBatchSystemOptions { Kubeconfig = unreachable, Resilience = new() { RetryBudget = TimeSpan.FromSeconds(3) } };

@@ -253,8 +253,9 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         }
     }
 
-    [Fact]
-    public async Task A_node_lost_when_its_kubelet_dies_reports_its_running_jobs_Lost_once()
+    [Theory]
+    [EachObjectKind]
+    public async Task A_node_lost_when_its_kubelet_dies_reports_its_running_jobs_Lost_once(KubernetesObjectKind kind)
     {
         if (!ClusterControl.Local)
         {
@@ -265,7 +266,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
         await using var fake = await ClusterControl.FakeNode.StartAsync(output);
         output.WriteLine($"fake always-Ready node {fake.Name} registered");
         // Pods issued while the node is away wait unschedulable; they must not time out before it returns.
-        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { PodTimeout = TimeSpan.FromSeconds(900) }));
+        var run = await FaultRun.StartAsync(cluster, output, FaultRun.Options(cluster, o => o with { PodTimeout = TimeSpan.FromSeconds(900), ObjectKind = kind }));
         var sleepers = new List<int>();
         try
         {
@@ -304,7 +305,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
 
             // The run's killed sleepers are not reported; exactly the other ones are, Lost, once.
             run.Check(
-                $"kubelet SIGKILLed, node lost (fake 2nd node Ready); time to Lost {(lostAt - killed).TotalSeconds:F0} s",
+                $"kubelet SIGKILLed, node lost (fake 2nd node Ready), {kind} mode; time to Lost {(lostAt - killed).TotalSeconds:F0} s",
                 inFlight + 15,
                 lostAt - killed,
                 r => lostIds.Contains(r.JobId) && r.ExitReason == BatchJobExitReason.Lost);
