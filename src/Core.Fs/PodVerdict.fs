@@ -33,11 +33,12 @@ let stuckReasons =
 
 /// Why a created job waits while no pod of it has appeared. The pod timeout runs from creation: a Job whose pod never
 /// comes (the Job controller was refused by a quota, a LimitRange or an admission webhook, or the Job was deleted
-/// before its pod was made) ends with Error instead of waiting for ever. One shared string: every created job holds it
-/// until its pod appears; the result names the Job (its backing id).
+/// before its pod was made), or a bare pod deleted before the watch saw it, ends with Error instead of waiting for
+/// ever. One shared string for both kinds of object: every created job holds it until its pod appears; the result
+/// names the Job or pod (its backing id).
 [<Literal>]
 let NoPodYet =
-    "no pod appeared for the Job: the Job controller could not create one (a quota, LimitRange or admission webhook refused it) or the Job was deleted; `kubectl describe job` with the backing id says which"
+    "no pod appeared for the job: its Job's controller could not create one (a quota, LimitRange or admission webhook refused it), or the Job or bare pod was deleted; `kubectl describe job` or `kubectl get events` with the backing id says which"
 
 /// A reason with the server's message, when it gave one.
 let describe (reason: string) (message: string option) =

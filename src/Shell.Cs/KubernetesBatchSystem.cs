@@ -11,9 +11,10 @@ using CoreAccelerator = HybridBatch.Core.AcceleratorRequirement;
 namespace HybridBatch;
 
 /// <summary>
-/// Runs batch jobs as Kubernetes Jobs with Toil's batch-system contract: issue a job and get an id; each finished job
-/// is returned once by <see cref="GetUpdatedBatchJobAsync"/>, with its exit code, exit reason and wall time; killed
-/// jobs are never returned. Status comes from one list-and-watch of the run's pods, never from polling.
+/// Runs batch jobs as Kubernetes Jobs (or bare pods, <see cref="KubernetesBatchSystemOptions.ObjectKind"/>) with
+/// Toil's batch-system contract: issue a job and get an id; each finished job is returned once by
+/// <see cref="GetUpdatedBatchJobAsync"/>, with its exit code, exit reason and wall time; killed jobs are never
+/// returned. Status comes from one list-and-watch of the run's pods, never from polling.
 /// </summary>
 /// <remarks>
 /// This class is Toil's contract and nothing more: it checks its arguments and hands each call to the
@@ -74,9 +75,9 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     public string Owner { get; }
 
     /// <summary>
-    /// Connects to the cluster, checks that it answers and that the identity may list Jobs in the namespace, adopts the
-    /// run's existing Jobs when <see cref="KubernetesBatchSystemOptions.RunId"/> names an earlier run, and starts
-    /// watching.
+    /// Connects to the cluster, checks that it answers and that the identity may list Jobs (bare pods in pod mode) in
+    /// the namespace, adopts the run's existing ones when <see cref="KubernetesBatchSystemOptions.RunId"/> names an
+    /// earlier run, and starts watching.
     /// </summary>
     /// <param name="options">Where the cluster is and how jobs run.</param>
     /// <param name="loggerFactory">Where to log; nowhere when null.</param>
@@ -145,15 +146,15 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
     private async Task ConnectAsync(string host, CancellationToken cancellationToken)
     {
-        var existing = await ClusterConnector.ProbeAsync(_client, Namespace, _manifests.JobSelector, host, cancellationToken).ConfigureAwait(false);
+        var existing = await ClusterConnector.ProbeAsync(_client, Namespace, _manifests.Kind, _manifests.JobSelector, host, cancellationToken).ConfigureAwait(false);
         foreach (var adoption in ClusterConnector.Adoptions(existing, _runtime.Now))
         {
             _runtime.Apply(adoption);
         }
 
-        if (existing.Items.Count > 0)
+        if (existing.Count > 0)
         {
-            LogAdopted(existing.Items.Count, RunId);
+            LogAdopted(existing.Count, _manifests.Noun, RunId);
         }
 
         if (await ClusterConnector.ReadQuotasAsync(_client, Namespace, asJobs: true, () => _runtime.Now, cancellationToken).ConfigureAwait(false) is { } quotas)
@@ -268,7 +269,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
 
     /// <summary>
     /// Returns one finished job that was not returned before, waiting up to <paramref name="maxWait"/> for one.
-    /// Killed jobs are never returned. After a job is returned its Kubernetes Job is deleted.
+    /// Killed jobs are never returned. After a job is returned its Kubernetes Job (or bare pod) is deleted.
     /// </summary>
     /// <param name="maxWait">How long to wait; zero returns at once.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
@@ -352,7 +353,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     }
 
     /// <summary>The tail of the log of a failed job's pod, by the result's <see cref="UpdatedBatchJobInfo.BackingId"/>.</summary>
-    /// <param name="backingId">The Kubernetes Job name.</param>
+    /// <param name="backingId">The Kubernetes Job's name (the pod's in pod mode).</param>
     /// <returns>The log tail, or null when none was kept (the most recent thousand or so are).</returns>
     public string? GetFailureLog(string backingId) => _failureLogs.Get(backingId);
 
@@ -379,7 +380,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <summary>
     /// Detaches from the run: stops watching and waits for calls in flight, but leaves the run's Jobs in the cluster
     /// so that a batch system created with the same <see cref="RunId"/> re-attaches to them (as a restarted workflow
-    /// leader would). Call <see cref="ShutdownAsync"/> first to end the run and delete its Jobs.
+    /// leader would). Call <see cref="ShutdownAsync"/> first to end the run and delete its Jobs (or bare pods).
     /// </summary>
     /// <returns>A task that completes when detached.</returns>
     public async ValueTask DisposeAsync()
@@ -394,8 +395,8 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         _client.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Re-attached to {Count} Jobs of run {RunId}")]
-    private partial void LogAdopted(int count, string runId);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Re-attached to {Count} {Kind}s of run {RunId}")]
+    private partial void LogAdopted(int count, string kind, string runId);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Issued job {JobId} ({Name})")]
     private partial void LogIssued(int jobId, string name);

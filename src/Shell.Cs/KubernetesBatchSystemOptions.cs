@@ -37,6 +37,12 @@ public sealed partial record KubernetesBatchSystemOptions
     /// </summary>
     public string? RunId { get; init; }
 
+    /// <summary>
+    /// What each job runs as: a Job wrapping its pod (the default, as in Toil), or a bare pod with nothing to rerun it
+    /// (faster; an evicted or deleted pod's job is <see cref="BatchJobExitReason.Lost"/>). See <see cref="KubernetesObjectKind"/>.
+    /// </summary>
+    public KubernetesObjectKind ObjectKind { get; init; } = KubernetesObjectKind.Job;
+
     /// <summary>A path on the nodes shared by the run's jobs as their work directory (Toil's <c>--kubernetesHostPath</c>); null: a per-pod empty directory.</summary>
     public string? HostPath { get; init; }
 
@@ -96,7 +102,10 @@ public sealed partial record KubernetesBatchSystemOptions
     /// <summary>The work directory inside job containers.</summary>
     public string WorkDir { get; init; } = "/var/lib/hybridbatch";
 
-    /// <summary>How long Kubernetes keeps a finished Job before collecting it itself, as a safety net; whole seconds.</summary>
+    /// <summary>
+    /// How long Kubernetes keeps a finished Job before collecting it itself, as a safety net; whole seconds. Job mode
+    /// only: nothing collects a bare pod but the batch system (after its result is taken, and at shutdown).
+    /// </summary>
     public TimeSpan FinishedJobTtl { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>Create calls in flight at once.</summary>
@@ -112,6 +121,11 @@ public sealed partial record KubernetesBatchSystemOptions
         if (PodTimeout <= TimeSpan.Zero)
         {
             problems.Add($"the pod timeout {Seconds(PodTimeout)} s is not a positive number of seconds: set --kubernetesPodTimeout to e.g. 120");
+        }
+
+        if (!Enum.IsDefined(ObjectKind))
+        {
+            problems.Add($"the object kind {(int)ObjectKind} is not one of: job, pod (--kubernetesObjectKind)");
         }
 
         if (MaxJobs < 1)

@@ -77,6 +77,26 @@ internal static class SettingKind
         "an amount of bytes such as 536870912, 512Mi or 1G",
         ByteQuantity.Format);
 
+    /// <summary>
+    /// One of an enum's named values, written in lower case and read in any case (<c>job</c>, <c>Pod</c>); numbers are
+    /// not values, though <see cref="Enum.TryParse{TEnum}(string, bool, out TEnum)"/> would take them.
+    /// </summary>
+    public static SettingKind<T> OneOf<T>()
+        where T : struct, Enum
+    {
+        var names = Enum.GetNames<T>().Select(name => name.ToLowerInvariant()).ToArray();
+        return new(
+            (string text, out T value) =>
+            {
+                value = default;
+                var trimmed = text.Trim();
+                return names.Contains(trimmed, StringComparer.OrdinalIgnoreCase) && Enum.TryParse(trimmed, ignoreCase: true, out value);
+            },
+            string.Join('|', names),
+            "one of: " + string.Join(", ", names),
+            value => value.ToString().ToLowerInvariant());
+    }
+
     private static SettingKind<T> Invariant<T>(NumberStyles styles, string valueName, string expected)
         where T : INumberBase<T> =>
         new(

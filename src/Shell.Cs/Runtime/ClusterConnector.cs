@@ -9,7 +9,7 @@ namespace HybridBatch.Runtime;
 
 /// <summary>
 /// Connecting to the cluster and re-attaching to a run: reads the kubeconfig, checks that the API answers and that the
-/// identity may list the run's Jobs, and turns the Jobs it finds into the core's adoption events.
+/// identity may list the run's Jobs (or bare pods), and turns those it finds into the core's adoption events.
 /// </summary>
 internal static class ClusterConnector
 {
@@ -47,23 +47,30 @@ internal static class ClusterConnector
         }
     }
 
-    /// <summary>Lists the run's Jobs: proof that the API answers and that the identity may list Jobs in the namespace.</summary>
+    /// <summary>
+    /// Lists the run's jobs as they run (Jobs, or bare pods in <see cref="KubernetesObjectKind.Pod"/> mode): proof that
+    /// the API answers and that the identity may list them in the namespace.
+    /// </summary>
     /// <param name="client">The resilient client.</param>
     /// <param name="namespace">Where the jobs run.</param>
+    /// <param name="kind">What the jobs run as.</param>
     /// <param name="selector">The label selector of the run's jobs.</param>
     /// <param name="host">The API server's address, for messages.</param>
     /// <param name="cancellationToken">Cancels connecting.</param>
-    /// <returns>The run's Jobs.</returns>
+    /// <returns>The metadata of the run's Jobs or pods.</returns>
     /// <exception cref="InvalidOperationException">The API cannot be reached or refuses; the message says why and how to fix it.</exception>
-    public static async Task<V1JobList> ProbeAsync(
-        IKubernetes client, string @namespace, string selector, string host, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<V1ObjectMeta>> ProbeAsync(
+        IKubernetes client, string @namespace, KubernetesObjectKind kind, string selector, string host, CancellationToken cancellationToken)
     {
         using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         probe.CancelAfter(ProbeTimeout);
         try
         {
-            return await client.BatchV1.ListNamespacedJobAsync(
-                @namespace, labelSelector: selector, cancellationToken: probe.Token).ConfigureAwait(false);
+            return kind == KubernetesObjectKind.Pod
+                ? [.. (await client.CoreV1.ListNamespacedPodAsync(@namespace, labelSelector: selector, cancellationToken: probe.Token).ConfigureAwait(false))
+                    .Items.Select(pod => pod.Metadata)]
+                : [.. (await client.BatchV1.ListNamespacedJobAsync(@namespace, labelSelector: selector, cancellationToken: probe.Token).ConfigureAwait(false))
+                    .Items.Select(job => job.Metadata)];
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -78,7 +85,8 @@ internal static class ClusterConnector
         }
         catch (KubernetesApiException ex)
         {
-            throw new InvalidOperationException($"The Kubernetes API at {host} refused to list Jobs in namespace '{@namespace}': {ex.Message}", ex);
+            var what = kind == KubernetesObjectKind.Pod ? "pods" : "Jobs";
+            throw new InvalidOperationException($"The Kubernetes API at {host} refused to list {what} in namespace '{@namespace}': {ex.Message}", ex);
         }
         catch (HttpRequestException ex)
         {
@@ -88,21 +96,21 @@ internal static class ClusterConnector
     }
 
     /// <summary>
-    /// The run's live Jobs as adoption events, in id order, with the pool request each one carries; the first list of
-    /// the pod watch then brings their state.
+    /// The run's live Jobs or bare pods as adoption events, in id order, with the pool request each one carries; the
+    /// first list of the pod watch then brings their state.
     /// </summary>
-    /// <param name="jobs">The run's Jobs.</param>
+    /// <param name="objects">The metadata of the run's Jobs or bare pods.</param>
     /// <param name="nowMs">When they were found.</param>
-    /// <returns>One event per Job that carries a job id and is not being deleted.</returns>
-    public static IEnumerable<JobState.Event> Adoptions(V1JobList jobs, long nowMs) =>
-        jobs.Items
-            .Select(j => (Id: Observations.JobId(j.Metadata), Job: j))
-            .Where(p => p.Id is not null && p.Job.Metadata.DeletionTimestamp is null)
+    /// <returns>One event per object that carries a job id and is not being deleted.</returns>
+    public static IEnumerable<JobState.Event> Adoptions(IEnumerable<V1ObjectMeta> objects, long nowMs) =>
+        objects
+            .Select(metadata => (Id: Observations.JobId(metadata), Metadata: metadata))
+            .Where(p => p.Id is not null && p.Metadata.DeletionTimestamp is null)
             .OrderBy(p => p.Id)
             .Select(p =>
             {
-                var stored = JobManifests.StoredRequest(p.Job) ?? (0, 0, 0);
-                return Events.Adopted(p.Id!.Value, Jobs.Request(p.Job.Metadata.Name, stored.Millicores, stored.Memory, stored.Disk), nowMs);
+                var stored = JobManifests.StoredRequest(p.Metadata) ?? (0, 0, 0);
+                return Events.Adopted(p.Id!.Value, Jobs.Request(p.Metadata.Name, stored.Millicores, stored.Memory, stored.Disk), nowMs);
             });
 
     /// <summary>

@@ -10,9 +10,9 @@ using Microsoft.Extensions.Logging;
 namespace HybridBatch.Runtime;
 
 /// <summary>
-/// The Kubernetes calls the core's effects stand for: create a job's Job, delete it, keep a failed job's log, clean a
-/// node's work directory, delete the whole run. Each handler catches the failures a Kubernetes call has (one filter,
-/// <see cref="IsKubernetesFailure"/>) and reports the outcome back as an event where the core needs it.
+/// The Kubernetes calls the core's effects stand for: create a job's Job or bare pod, delete it, keep a failed job's
+/// log, clean a node's work directory, delete the whole run. Each handler catches the failures a Kubernetes call has
+/// (one filter, <see cref="IsKubernetesFailure"/>) and reports the outcome back as an event where the core needs it.
 /// </summary>
 /// <param name="client">The resilient client.</param>
 /// <param name="namespace">Where the jobs run.</param>
@@ -57,8 +57,10 @@ internal sealed partial class JobEffects(
         try
         {
             // The name is deterministic, so a create retried after an ambiguous failure ends in 409 = already created.
-            await client.BatchV1.CreateNamespacedJobAsync(manifests.Build(job), @namespace, cancellationToken: runtime.Stopping)
-                .AllowingAlreadyDoneAsync().ConfigureAwait(false);
+            var created = manifests.Kind == KubernetesObjectKind.Pod
+                ? client.CoreV1.CreateNamespacedPodAsync(manifests.BuildPod(job), @namespace, cancellationToken: runtime.Stopping)
+                : (Task)client.BatchV1.CreateNamespacedJobAsync(manifests.Build(job), @namespace, cancellationToken: runtime.Stopping);
+            await created.AllowingAlreadyDoneAsync().ConfigureAwait(false);
             runtime.Apply(Events.Created(job.Id, runtime.Now));
         }
         catch (OperationCanceledException) when (runtime.Stopping.IsCancellationRequested)
@@ -67,7 +69,7 @@ internal sealed partial class JobEffects(
         catch (Exception ex) when (IsKubernetesFailure(ex))
         {
             // The core tells a quota's refusal (the job waits for room) from a failure (the job ends with Error).
-            var failed = Events.CreateFailed(prepared, (ex as KubernetesApiException)?.CoreDecision, $"the Job could not be created: {ex.Message}", runtime.Now);
+            var failed = Events.CreateFailed(prepared, (ex as KubernetesApiException)?.CoreDecision, $"the {manifests.Noun} could not be created: {ex.Message}", runtime.Now);
             if (failed.IsQuotaRefused)
             {
                 LogQuotaRefused(logger, job.Id, ex.Message);
@@ -86,16 +88,18 @@ internal sealed partial class JobEffects(
     {
         try
         {
-            await client.BatchV1.DeleteNamespacedJobAsync(
+            var deleted = manifests.Kind == KubernetesObjectKind.Pod
+                ? client.CoreV1.DeleteNamespacedPodAsync(name, @namespace, cancellationToken: CancellationToken.None)
+                : (Task)client.BatchV1.DeleteNamespacedJobAsync(
                     name,
                     @namespace,
                     new V1DeleteOptions { PropagationPolicy = "Background" },
-                    cancellationToken: CancellationToken.None)
-                .AllowingAlreadyDoneAsync().ConfigureAwait(false);
+                    cancellationToken: CancellationToken.None);
+            await deleted.AllowingAlreadyDoneAsync().ConfigureAwait(false);
         }
         catch (Exception ex) when (IsKubernetesFailure(ex))
         {
-            // Ttl-after-finished and shutdown's collection delete are the safety nets for a Job left behind.
+            // Shutdown's collection delete (and for a Job its ttl-after-finished) is the safety net for one left behind.
             LogDeleteFailed(logger, jobId, name, ex.Message);
         }
     }
@@ -167,9 +171,14 @@ internal sealed partial class JobEffects(
     /// <inheritdoc/>
     public async Task DeleteAll()
     {
-        var background = new V1DeleteOptions { PropagationPolicy = "Background" };
-        await client.BatchV1.DeleteCollectionNamespacedJobAsync(
-            @namespace, background, labelSelector: manifests.JobSelector, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        // Bare pods have no Job: the run's pods are all there is (its node cleanup Jobs carry no job id, and go by their TTL).
+        if (manifests.Kind == KubernetesObjectKind.Job)
+        {
+            var background = new V1DeleteOptions { PropagationPolicy = "Background" };
+            await client.BatchV1.DeleteCollectionNamespacedJobAsync(
+                @namespace, background, labelSelector: manifests.JobSelector, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        }
+
         await client.CoreV1.DeleteCollectionNamespacedPodAsync(
             @namespace, new V1DeleteOptions(), labelSelector: manifests.JobSelector, cancellationToken: CancellationToken.None).ConfigureAwait(false);
     }

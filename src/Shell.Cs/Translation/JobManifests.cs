@@ -5,7 +5,7 @@ using k8s.Models;
 
 namespace HybridBatch.Translation;
 
-/// <summary>Builds the Kubernetes Job of a batch job, as Toil's <c>_create_pod_spec</c> and <c>_launch_job</c> do.</summary>
+/// <summary>Builds the Kubernetes Job or bare pod of a batch job, as Toil's <c>_create_pod_spec</c> and <c>_launch_job</c> do.</summary>
 /// <param name="options">The batch system's options.</param>
 /// <param name="runId">The run's identity.</param>
 /// <param name="owner">Who issues the jobs.</param>
@@ -38,6 +38,12 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
     private readonly V1SecurityContext? _containerSecurity = Load<V1SecurityContext>(options.SecurityContext);
     private readonly V1PodSecurityContext? _podSecurity = Load<V1PodSecurityContext>(options.PodSecurityContext);
 
+    /// <summary>What each job runs as: a Job wrapping its pod, or a bare pod.</summary>
+    public KubernetesObjectKind Kind => options.ObjectKind;
+
+    /// <summary>The objects a job runs as, for messages: "Job" or "pod".</summary>
+    public string Noun => Kind == KubernetesObjectKind.Pod ? "pod" : "Job";
+
     /// <summary>The label selector of this run's job objects (not its cleanup Jobs).</summary>
     public string JobSelector { get; } = $"{Names.RunLabel}={runId},{Names.JobIdLabel}";
 
@@ -59,7 +65,7 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         }
     }
 
-    /// <summary>The labels of a job's Job and pod.</summary>
+    /// <summary>The labels of a job's Job and pod, or of its bare pod.</summary>
     public Dictionary<string, string> Labels(int id) => new()
     {
         [Names.RunLabel] = runId,
@@ -67,9 +73,12 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         [Names.JobIdLabel] = id.ToString(CultureInfo.InvariantCulture),
     };
 
-    /// <summary>The Job of a prepared job: the one mapping from what the core prepared to the Kubernetes object.</summary>
+    /// <summary>
+    /// The pod of a prepared job, as a bare pod (<see cref="KubernetesObjectKind.Pod"/>) and as the template of its Job:
+    /// the one mapping from what the core prepared to the Kubernetes object.
+    /// </summary>
     /// <param name="job">What the core prepared, from <see cref="Jobs.Manifest"/>.</param>
-    public V1Job Build(JobManifest job)
+    public V1Pod BuildPod(JobManifest job)
     {
         var labels = Labels(job.Id);
         var annotations = new Dictionary<string, string>
@@ -126,19 +135,42 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
 
         PlacementMapping.Apply(job.Placement, spec);
 
+        return new V1Pod
+        {
+            ApiVersion = "v1",
+            Kind = "Pod",
+            Metadata = new V1ObjectMeta { Name = job.Name, Labels = labels, Annotations = annotations },
+            Spec = spec,
+        };
+    }
+
+    /// <summary>
+    /// The Job of a prepared job (<see cref="KubernetesObjectKind.Job"/>): <see cref="BuildPod"/>'s pod as its template,
+    /// its name, labels and annotations on the Job too, at most one pod (backoff limit 0).
+    /// </summary>
+    /// <param name="job">What the core prepared, from <see cref="Jobs.Manifest"/>.</param>
+    public V1Job Build(JobManifest job)
+    {
+        var pod = BuildPod(job);
         return new V1Job
         {
             ApiVersion = "batch/v1",
             Kind = "Job",
-            Metadata = new V1ObjectMeta { Name = job.Name, Labels = labels, Annotations = annotations },
+            Metadata = new V1ObjectMeta
+            {
+                Name = pod.Metadata.Name,
+                Labels = new Dictionary<string, string>(pod.Metadata.Labels),
+                Annotations = new Dictionary<string, string>(pod.Metadata.Annotations),
+            },
             Spec = new V1JobSpec
             {
                 BackoffLimit = 0,
                 TtlSecondsAfterFinished = (int)options.FinishedJobTtl.TotalSeconds,
+                // The Job controller names the pod itself (name-xxxxx); the template carries labels and annotations only.
                 Template = new V1PodTemplateSpec
                 {
-                    Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>(labels), Annotations = new Dictionary<string, string>(annotations) },
-                    Spec = spec,
+                    Metadata = new V1ObjectMeta { Labels = pod.Metadata.Labels, Annotations = pod.Metadata.Annotations },
+                    Spec = pod.Spec,
                 },
             },
         };
@@ -294,10 +326,11 @@ internal sealed class JobManifests(KubernetesBatchSystemOptions options, string 
         };
     }
 
-    /// <summary>The pool request stored on a Job of this run, for re-attaching; null when absent or malformed.</summary>
-    public static (long Millicores, long Memory, long Disk)? StoredRequest(V1Job job)
+    /// <summary>The pool request stored on a Job or bare pod of this run, for re-attaching; null when absent or malformed.</summary>
+    /// <param name="metadata">The object's metadata.</param>
+    public static (long Millicores, long Memory, long Disk)? StoredRequest(V1ObjectMeta? metadata)
     {
-        if (job.Metadata?.Annotations is not { } annotations || !annotations.TryGetValue(RequestAnnotation, out var text))
+        if (metadata?.Annotations is not { } annotations || !annotations.TryGetValue(RequestAnnotation, out var text))
         {
             return null;
         }

@@ -183,6 +183,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         { "missing security context file", o => o with { SecurityContext = "/nonexistent/sc.yaml" }, ["/nonexistent/sc.yaml", "YAML"] },
         { "namespace that is not a DNS label", o => o with { Namespace = "Bad_Namespace" }, ["Bad_Namespace", "namespace"] },
         { "negative user id", o => o with { RunAsUser = -5 }, ["user id", "-5"] },
+        { "an object kind that is neither job nor pod", o => o with { ObjectKind = (KubernetesObjectKind)7 }, ["object kind", "7", "one of: job, pod", "--kubernetesObjectKind"] },
     };
 
     [Theory]
@@ -203,6 +204,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         }
 
         Assert.Empty(await Batch.JobsOfRunAsync(cluster, runId));
+        Assert.Empty(await Batch.PodsOfRunAsync(cluster, runId));
     }
 
     [Theory]

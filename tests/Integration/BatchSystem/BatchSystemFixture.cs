@@ -1,10 +1,24 @@
+using System.Reflection;
 using HybridBatch.Integration.Cluster;
 using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
+using Xunit.Sdk;
 
 namespace HybridBatch.Integration.BatchSystem;
+
+/// <summary>
+/// Runs a theory once per <see cref="KubernetesObjectKind"/>, its first argument: the contract holds whether jobs run
+/// as Jobs or as bare pods.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class EachObjectKindAttribute : DataAttribute
+{
+    /// <inheritdoc />
+    public override IEnumerable<object[]> GetData(MethodInfo testMethod) =>
+        Enum.GetValues<KubernetesObjectKind>().Select(kind => new object[] { kind });
+}
 
 /// <summary>Creates batch systems against the test cluster and cleans up after them.</summary>
 internal static class Batch
@@ -33,6 +47,11 @@ internal static class Batch
         return change is null ? options : change(options);
     }
 
+    /// <summary>As <see cref="Options(LocalClusterFixture, Func{KubernetesBatchSystemOptions, KubernetesBatchSystemOptions}?)"/>, jobs running as <paramref name="kind"/>.</summary>
+    public static KubernetesBatchSystemOptions Options(
+        LocalClusterFixture cluster, KubernetesObjectKind kind, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null) =>
+        Options(cluster, o => change is null ? o with { ObjectKind = kind } : change(o with { ObjectKind = kind }));
+
     /// <summary>A logger factory that writes to the test's output.</summary>
     public static ILoggerFactory Logging(ITestOutputHelper output) =>
         LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information).AddProvider(new TestOutputLoggerProvider(output)));
@@ -49,6 +68,23 @@ internal static class Batch
     public static async Task<IList<V1Job>> JobsOfRunAsync(LocalClusterFixture cluster, string runId) =>
         (await cluster.Client.BatchV1.ListNamespacedJobAsync(
             cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id")).Items;
+
+    /// <summary>The pods of the run's jobs, bare or made by their Jobs, as the cluster lists them.</summary>
+    public static async Task<IList<V1Pod>> PodsOfRunAsync(LocalClusterFixture cluster, string runId) =>
+        (await cluster.Client.CoreV1.ListNamespacedPodAsync(
+            cluster.Namespace, labelSelector: $"hybridbatch.io/run={runId},hybridbatch.io/job-id")).Items;
+
+    /// <summary>What the run's jobs run as in the cluster: their Jobs, or in pod mode their bare pods.</summary>
+    public static async Task<IList<V1ObjectMeta>> ObjectsOfRunAsync(LocalClusterFixture cluster, string runId, KubernetesObjectKind kind) =>
+        kind == KubernetesObjectKind.Pod
+            ? [.. (await PodsOfRunAsync(cluster, runId)).Select(p => p.Metadata)]
+            : [.. (await JobsOfRunAsync(cluster, runId)).Select(j => j.Metadata)];
+
+    /// <summary>Deletes what a job runs as, as someone other than the batch system would: its Job, or its bare pod.</summary>
+    public static Task DeleteFromOutsideAsync(LocalClusterFixture cluster, V1ObjectMeta job, KubernetesObjectKind kind) =>
+        kind == KubernetesObjectKind.Pod
+            ? cluster.Client.CoreV1.DeleteNamespacedPodAsync(job.Name, cluster.Namespace)
+            : cluster.Client.BatchV1.DeleteNamespacedJobAsync(job.Name, cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" });
 
     /// <summary>Waits until a condition holds, polling; false when it did not within the timeout.</summary>
     public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)

@@ -48,6 +48,7 @@ public sealed class CommandLineTests(ITestOutputHelper output) : IDisposable
         var (_, text, _) = await InvokeAsync(command, "--help");
         var options = Options(text);
         Assert.Contains(options, o => o.StartsWith("--kubernetesPodTimeout <seconds>", StringComparison.Ordinal));
+        Assert.Contains(options, o => o.StartsWith("--kubernetesObjectKind <job|pod>", StringComparison.Ordinal) && o.Contains("Default: job", StringComparison.Ordinal));
         Assert.Contains(options, o => o.StartsWith("--resourceOverhead <bytes>", StringComparison.Ordinal) && o.Contains("Default: 512Mi", StringComparison.Ordinal));
         Assert.All(options.Where(o => !o.StartsWith("-?, -h, --help", StringComparison.Ordinal)), o =>
         {
@@ -61,6 +62,8 @@ public sealed class CommandLineTests(ITestOutputHelper output) : IDisposable
     [InlineData(new[] { "run", "jobs.yaml", "--maxMemory", "10G" }, "'10G' is not a valid value for --maxMemory / HYBRIDBATCH_MAX_MEMORY / HybridBatch:MaxMemory: give a whole number")]
     [InlineData(new[] { "run", "jobs.yaml", "--kubernetesPrivileged", "maybe" }, "'maybe' is not a valid value for --kubernetesPrivileged")]
     [InlineData(new[] { "run", "jobs.yaml", "--kubernetesPodTimeout=soon" }, "'soon' is not a valid value for --kubernetesPodTimeout")]
+    [InlineData(new[] { "run", "jobs.yaml", "--kubernetesObjectKind", "deployment" }, "'deployment' is not a valid value for --kubernetesObjectKind / HYBRIDBATCH_OBJECT_KIND / HybridBatch:ObjectKind: give one of: job, pod")]
+    [InlineData(new[] { "serve", "--kubernetesObjectKind=deployment" }, "'deployment' is not a valid value for --kubernetesObjectKind")]
     [InlineData(new[] { "serve", "--maxJobs", "1.5" }, "'1.5' is not a valid value for --maxJobs")]
     [InlineData(new[] { "serve", "--resourceOverhead", "16MB" }, "'16MB' is not a valid value for --resourceOverhead")]
     [InlineData(new[] { "run", "jobs.yaml", "--no-such-flag" }, "--no-such-flag")]

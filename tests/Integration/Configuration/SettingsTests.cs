@@ -97,6 +97,44 @@ public sealed class SettingsTests
         Assert.Contains("amount of bytes", error.Message);
     }
 
+    [Theory]
+    [InlineData("job", KubernetesObjectKind.Job)]
+    [InlineData("pod", KubernetesObjectKind.Pod)]
+    [InlineData("Pod", KubernetesObjectKind.Pod)]
+    [InlineData("JOB", KubernetesObjectKind.Job)]
+    public void The_object_kind_is_job_or_pod_in_any_case_from_a_flag_a_variable_or_a_key(string text, KubernetesObjectKind kind)
+    {
+        Assert.Equal(kind, KubernetesBatchSystemConfiguration.FromArguments(["--kubernetesObjectKind", text], NoVariables).ObjectKind);
+        Assert.Equal(kind, KubernetesBatchSystemConfiguration.FromArguments([], new Hashtable { ["HYBRIDBATCH_OBJECT_KIND"] = text }).ObjectKind);
+        Assert.Equal(kind, KubernetesBatchSystemConfiguration.Bind(Configuration(("HybridBatch:ObjectKind", text))).ObjectKind);
+    }
+
+    [Fact]
+    public void The_object_kind_is_a_Job_by_default_as_in_Toil()
+    {
+        Assert.Equal(KubernetesObjectKind.Job, new KubernetesBatchSystemOptions().ObjectKind);
+        Assert.Equal(KubernetesObjectKind.Job, KubernetesBatchSystemConfiguration.FromArguments([], NoVariables).ObjectKind);
+        Assert.Equal("job", KubernetesBatchSystemConfiguration.Settings.Single(s => s.Key == nameof(KubernetesBatchSystemOptions.ObjectKind)).Default);
+    }
+
+    [Theory]
+    [InlineData("deployment")]
+    [InlineData("1")]
+    [InlineData("")]
+    [InlineData("job,pod")]
+    public void An_unknown_object_kind_names_the_flag_the_value_and_the_kinds_there_are(string text)
+    {
+        var error = Assert.Throws<ArgumentException>(() => KubernetesBatchSystemConfiguration.FromArguments(["--kubernetesObjectKind", text], NoVariables));
+        Assert.Contains($"'{text}' is not a valid value for --kubernetesObjectKind / HYBRIDBATCH_OBJECT_KIND / HybridBatch:ObjectKind", error.Message);
+        Assert.Contains("one of: job, pod", error.Message);
+
+        var variable = Assert.Throws<ArgumentException>(() => KubernetesBatchSystemConfiguration.FromArguments([], new Hashtable { ["HYBRIDBATCH_OBJECT_KIND"] = text }));
+        Assert.Contains($"'{text}'", variable.Message);
+        Assert.Contains("HYBRIDBATCH_OBJECT_KIND", variable.Message);
+        var key = Assert.Throws<ArgumentException>(() => KubernetesBatchSystemConfiguration.Bind(Configuration(("HybridBatch:ObjectKind", text))));
+        Assert.Contains("HybridBatch:ObjectKind", key.Message);
+    }
+
     [Fact]
     public void A_workflow_engines_own_flags_and_arguments_are_left_alone()
     {
@@ -139,6 +177,7 @@ public sealed class SettingsTests
         Assert.Equal("512Mi", Default(nameof(KubernetesBatchSystemOptions.ResourceOverhead)));
         Assert.Equal(KubernetesBatchSystemOptions.DefaultImage, Default(nameof(KubernetesBatchSystemOptions.Image)));
         Assert.Equal("false", Default(nameof(KubernetesBatchSystemOptions.Privileged)));
+        Assert.Equal("job", Default(nameof(KubernetesBatchSystemOptions.ObjectKind)));
     }
 
     [Fact]

@@ -12,7 +12,7 @@ namespace HybridBatch.Integration.Security;
 /// </summary>
 public sealed class LeastPrivilegeTests(LocalClusterFixture cluster, ITestOutputHelper output) : IClassFixture<LocalClusterFixture>
 {
-    /// <summary>What the batch system does: namespace, API group, resource, subresource, verb.</summary>
+    /// <summary>What the batch system does, in either object kind (pods create/delete: bare pods), and the quota reads of its admission: API group, resource, subresource, verb.</summary>
     public static TheoryData<string, string, string, string> Needed() => new()
     {
         { "batch", "jobs", "", "create" },
@@ -20,11 +20,15 @@ public sealed class LeastPrivilegeTests(LocalClusterFixture cluster, ITestOutput
         { "batch", "jobs", "", "watch" },
         { "batch", "jobs", "", "delete" },
         { "batch", "jobs", "", "deletecollection" },
+        { "", "pods", "", "create" },
         { "", "pods", "", "list" },
         { "", "pods", "", "watch" },
         { "", "pods", "", "delete" },
         { "", "pods", "", "deletecollection" },
         { "", "pods", "log", "get" },
+        { "", "resourcequotas", "", "get" },
+        { "", "resourcequotas", "", "list" },
+        { "", "resourcequotas", "", "watch" },
     };
 
     /// <summary>What it must not be able to do: namespace (null: cluster scope; "other": the other namespace), group, resource, subresource, verb.</summary>
