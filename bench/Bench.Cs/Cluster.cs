@@ -209,7 +209,7 @@ internal sealed class PodExitRecorder : IAsyncDisposable
         _loop = Task.Run(() => RunAsync(client, selector, _stop.Token));
     }
 
-    /// <summary>Exit time by Job name.</summary>
+    /// <summary>Exit time by Job name (by pod name for bare pods).</summary>
     public IReadOnlyDictionary<string, DateTimeOffset> Exits => _exits;
 
     public Task Ready => _ready.Task;
@@ -260,7 +260,7 @@ internal sealed class PodExitRecorder : IAsyncDisposable
 
     private void Record(V1Pod pod)
     {
-        if (ExitOf(pod) is { } exit && pod.Metadata?.Labels?.TryGetValue("job-name", out var job) == true)
+        if (ExitOf(pod) is { } exit && JobShape.JobOf(pod) is { } job)
         {
             _exits.TryAdd(job, exit);
         }
