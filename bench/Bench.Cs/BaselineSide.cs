@@ -117,6 +117,8 @@ internal static class BaselineSide
         result.Returned = done.Count;
         result.NotFinished = notFinished;
         result.DetectMs.AddRange(detect);
+        await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+        result.SideWatchMs.AddRange(sideWatch.DeliveryMs(done.Keys));
         result.CpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
         await Task.WhenAll(deletes).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);

@@ -149,6 +149,8 @@ internal static class HybridSide
                 result.DetectMs.Add((at - exit).TotalMilliseconds);
             }
         }
+
+        result.SideWatchMs.AddRange(exits.DeliveryMs(returnedAt.Keys));
     }
 
     private static async Task IdleAsync(

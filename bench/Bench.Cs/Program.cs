@@ -262,7 +262,7 @@ internal static class Program
 
                     Console.WriteLine(
                         $"  rep {rep + 1} {side.Label.PadRight(width)}: {result.Returned}/{scenario.Jobs} in {result.ElapsedS:F1} s = {result.JobsPerS(scenario.Jobs):F2} jobs/s, " +
-                        $"{result.Requests} requests, first create {result.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(result.DetectMs, 50):F0} ms, not finished {result.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
+                        $"{result.Requests} requests, first create {result.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(result.DetectMs, 50):F0} ms (side watch {Stats.Percentile(result.SideWatchMs, 50):F0}), not finished {result.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
                     foreach (var w in result.Warnings)
                     {
                         Console.WriteLine($"    warning: {w}");
@@ -310,6 +310,7 @@ internal static class Program
         foreach (var s in sides)
         {
             merged.DetectMs.AddRange(s.DetectMs);
+            merged.SideWatchMs.AddRange(s.SideWatchMs);
             merged.OwnMs.AddRange(s.OwnMs);
             merged.IssueMs.AddRange(s.IssueMs);
             merged.Warnings.AddRange(s.Warnings);

@@ -171,6 +171,9 @@ internal sealed class SideResult
     public long Requests { get; set; }
     public Dictionary<string, long> ByVerb { get; set; } = [];
     public List<double> DetectMs { get; } = [];
+
+    /// <summary>Exit → a plain side watch in the same process seeing it: the API server's delivery, for comparison.</summary>
+    public List<double> SideWatchMs { get; } = [];
     public List<double> OwnMs { get; } = [];
     public List<double> IssueMs { get; } = [];
     public double CpuS { get; set; }
