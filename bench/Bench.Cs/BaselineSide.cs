@@ -8,8 +8,10 @@ using k8s.Models;
 namespace HybridBatch.Bench;
 
 /// <summary>
-/// The limit: a raw client that creates the same Jobs as fast as allowed (the same bound on creates in flight as the
-/// batch system), learns completions from one pod watch and deletes each Job once its pod has ended. No bookkeeping.
+/// The limit: a raw client that creates the same Jobs — or, for a pod-mode scenario, the same bare pods — as fast as
+/// allowed (the same bound on creates in flight as the batch system), learns completions from one pod watch and
+/// deletes each Job or pod once its pod has ended. No bookkeeping. One loop for both kinds of object: only the create,
+/// the delete and which job a pod belongs to differ.
 /// </summary>
 internal static class BaselineSide
 {
@@ -53,12 +55,12 @@ internal static class BaselineSide
 #pragma warning restore CS0618
                         {
                             version = pod.Metadata?.ResourceVersion ?? version;
-                            if (pod.Status?.Phase is not ("Succeeded" or "Failed") || pod.Metadata?.Labels?.TryGetValue("job-name", out var job) != true)
+                            if (pod.Status?.Phase is not ("Succeeded" or "Failed") || JobShape.JobOf(pod) is not { } job)
                             {
                                 continue;
                             }
 
-                            if (!done.TryAdd(job!, 0))
+                            if (!done.TryAdd(job, 0))
                             {
                                 continue;
                             }
@@ -74,7 +76,7 @@ internal static class BaselineSide
                                 Interlocked.Increment(ref notFinished);
                             }
 
-                            deletes.Add(DeleteAsync(client, job!, deleteSlots, cancellationToken));
+                            deletes.Add(DeleteAsync(client, scenario.ObjectKind, job, deleteSlots, cancellationToken));
                             if (done.Count >= scenario.Jobs)
                             {
                                 allDone.TrySetResult();
@@ -99,9 +101,8 @@ internal static class BaselineSide
         for (var i = 0; i < scenario.Jobs; i++)
         {
             var name = string.Create(CultureInfo.InvariantCulture, $"bl-{runId}-{i}");
-            var manifest = JobShape.Baseline(name, RunLabel, runId, i, scenario.Command, scenario.OnFakeNodes);
             await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-            creates.Add(CreateAsync(client, manifest, slots, result, cancellationToken));
+            creates.Add(CreateAsync(client, scenario, name, runId, i, slots, result, cancellationToken));
         }
 
         await Task.WhenAll(creates).ConfigureAwait(false);
@@ -116,6 +117,8 @@ internal static class BaselineSide
         result.Returned = done.Count;
         result.NotFinished = notFinished;
         result.DetectMs.AddRange(detect);
+        await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+        result.SideWatchMs.AddRange(sideWatch.DeliveryMs(done.Keys));
         result.CpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
         await Task.WhenAll(deletes).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
@@ -126,13 +129,25 @@ internal static class BaselineSide
         return result;
     }
 
-    private static async Task CreateAsync(IKubernetes client, V1Job manifest, SemaphoreSlim slots, SideResult result, CancellationToken cancellationToken)
+    private static async Task CreateAsync(
+        IKubernetes client, Scenario scenario, string name, string runId, int index, SemaphoreSlim slots, SideResult result, CancellationToken cancellationToken)
     {
         var start = Stopwatch.GetTimestamp();
         try
         {
-            await Cluster.Retry(() => client.BatchV1.CreateNamespacedJobAsync(manifest, Cluster.Namespace, cancellationToken: cancellationToken), cancellationToken, conflictIsDone: true)
-                .ConfigureAwait(false);
+            // The manifest is built when the call starts, as the batch system does.
+            if (scenario.PodMode)
+            {
+                var pod = JobShape.BaselinePod(name, RunLabel, runId, index, scenario.Command, scenario.OnFakeNodes);
+                await Cluster.Retry(() => client.CoreV1.CreateNamespacedPodAsync(pod, Cluster.Namespace, cancellationToken: cancellationToken), cancellationToken, conflictIsDone: true)
+                    .ConfigureAwait(false);
+            }
+            else
+            {
+                var job = JobShape.BaselineJob(name, RunLabel, runId, index, scenario.Command, scenario.OnFakeNodes);
+                await Cluster.Retry(() => client.BatchV1.CreateNamespacedJobAsync(job, Cluster.Namespace, cancellationToken: cancellationToken), cancellationToken, conflictIsDone: true)
+                    .ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -146,16 +161,24 @@ internal static class BaselineSide
         }
     }
 
-    private static async Task DeleteAsync(IKubernetes client, string name, SemaphoreSlim slots, CancellationToken cancellationToken)
+    private static async Task DeleteAsync(IKubernetes client, KubernetesObjectKind kind, string name, SemaphoreSlim slots, CancellationToken cancellationToken)
     {
         await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await Cluster.Retry(
-                    () => client.BatchV1.DeleteNamespacedJobAsync(name, Cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" }, cancellationToken: cancellationToken),
-                    cancellationToken,
-                    notFoundIsDone: true)
-                .ConfigureAwait(false);
+            if (kind == KubernetesObjectKind.Pod)
+            {
+                await Cluster.Retry(() => client.CoreV1.DeleteNamespacedPodAsync(name, Cluster.Namespace, cancellationToken: cancellationToken), cancellationToken, notFoundIsDone: true)
+                    .ConfigureAwait(false);
+            }
+            else
+            {
+                await Cluster.Retry(
+                        () => client.BatchV1.DeleteNamespacedJobAsync(name, Cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" }, cancellationToken: cancellationToken),
+                        cancellationToken,
+                        notFoundIsDone: true)
+                    .ConfigureAwait(false);
+            }
         }
         finally
         {

@@ -14,7 +14,7 @@ internal static class Chart
         var throughput = multiplot.GetPlot(0);
         var latency = multiplot.GetPlot(1);
         var groups = scenarios.Where(s => s["jobs_per_s"] is not null)
-            .GroupBy(s => $"{(s["nodes"]!.GetValue<string>().Contains("fake", StringComparison.Ordinal) ? s["nodes"] : "real node")}, {s["command"]}")
+            .GroupBy(s => $"{(s["nodes"]!.GetValue<string>().Contains("fake", StringComparison.Ordinal) ? s["nodes"] : "real node")}, {s["command"]}{(s["object_kind"]?.GetValue<string>() == "pod" ? ", pod mode" : "")}")
             .ToList();
         var ticks = new SortedSet<int>();
         foreach (var group in groups)

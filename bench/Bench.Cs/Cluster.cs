@@ -201,6 +201,7 @@ internal sealed partial class Cluster
 internal sealed class PodExitRecorder : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _exits = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _seen = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
@@ -209,8 +210,18 @@ internal sealed class PodExitRecorder : IAsyncDisposable
         _loop = Task.Run(() => RunAsync(client, selector, _stop.Token));
     }
 
-    /// <summary>Exit time by Job name.</summary>
+    /// <summary>Exit time by Job name (by pod name for bare pods).</summary>
     public IReadOnlyDictionary<string, DateTimeOffset> Exits => _exits;
+
+    /// <summary>
+    /// When this watch first saw each exit, by the same names: how late the API server delivers a pod's end to a plain
+    /// watcher that only records it, beside the side under test in the same process.
+    /// </summary>
+    public IReadOnlyDictionary<string, DateTimeOffset> Seen => _seen;
+
+    /// <summary>Exit → seen by this watch, in ms, for the given jobs.</summary>
+    public IEnumerable<double> DeliveryMs(IEnumerable<string> jobs) =>
+        jobs.Where(j => _exits.ContainsKey(j) && _seen.ContainsKey(j)).Select(j => (_seen[j] - _exits[j]).TotalMilliseconds);
 
     public Task Ready => _ready.Task;
 
@@ -260,9 +271,9 @@ internal sealed class PodExitRecorder : IAsyncDisposable
 
     private void Record(V1Pod pod)
     {
-        if (ExitOf(pod) is { } exit && pod.Metadata?.Labels?.TryGetValue("job-name", out var job) == true)
+        if (ExitOf(pod) is { } exit && JobShape.JobOf(pod) is { } job && _exits.TryAdd(job, exit))
         {
-            _exits.TryAdd(job, exit);
+            _seen.TryAdd(job, DateTimeOffset.UtcNow);
         }
     }
 

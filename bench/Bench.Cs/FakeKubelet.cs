@@ -14,7 +14,8 @@ namespace HybridBatch.Bench;
 /// Succeeded/Failed by patching pod status (no containers run). A pod's run time comes from its command
 /// (<c>true</c>: 0 s, <c>false</c>: exit 1, <c>sleep N</c>: N s). Deletion is finished with a grace-0 delete once a
 /// deletion timestamp is set. The terminated message carries the exit time in milliseconds (<c>exit-ms=…</c>), since
-/// <c>finishedAt</c> has one-second resolution.
+/// <c>finishedAt</c> has one-second resolution. A pod is recognised by its node and uid only (no Job label, no owner
+/// reference), so bare pods move exactly as Jobs' pods do.
 /// </summary>
 internal sealed class FakeKubelet(IKubernetes admin, int nodes, string prefix)
 {

@@ -22,6 +22,7 @@ internal static class HybridSide
             ResourceOverhead = 0,
             PodTimeout = TimeSpan.FromSeconds(900),
             FinishedJobTtl = TimeSpan.FromSeconds(600),
+            ObjectKind = scenario.ObjectKind,
         };
 
         // Counted from the start: the lists and watches are the fixed cost that amortises over the jobs.
@@ -148,6 +149,8 @@ internal static class HybridSide
                 result.DetectMs.Add((at - exit).TotalMilliseconds);
             }
         }
+
+        result.SideWatchMs.AddRange(exits.DeliveryMs(returnedAt.Keys));
     }
 
     private static async Task IdleAsync(
@@ -184,7 +187,7 @@ internal static class HybridSide
         result.IdleCpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
     }
 
-    /// <summary>Counts calls, and notes when the first Job create came back.</summary>
+    /// <summary>Counts calls, and notes when the first create (of a Job or a bare pod) came back.</summary>
     private sealed class TimedCounter : IKubernetesCallObserver
     {
         private readonly KubernetesCallCounter _counter = new();

@@ -190,7 +190,7 @@ internal static class Micro
         var manifests = new V1Job[n];
         for (var i = 0; i < n; i++)
         {
-            manifests[i] = JobShape.Baseline(string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{i}"), "hybridbatch.io/run", "0123456789abcdef0123456789abcdef", i, "sleep 1", fakeNodes: true);
+            manifests[i] = JobShape.BaselineJob(string.Create(CultureInfo.InvariantCulture, $"hb-owner-0123456789abcdef0123456789abcdef-{i}"), "hybridbatch.io/run", "0123456789abcdef0123456789abcdef", i, "sleep 1", fakeNodes: true);
         }
 
         var afterManifests = GC.GetTotalMemory(forceFullCollection: true);

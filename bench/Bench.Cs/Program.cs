@@ -143,7 +143,7 @@ internal static class Program
                     var scenarios = names.Select(n => (Name: n, Scenario: Scenario.Find(n))).ToList();
                     if (scenarios.FirstOrDefault(s => s.Scenario is null) is { Name: { } unknown })
                     {
-                        Console.Error.WriteLine($"unknown scenario '{unknown}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N");
+                        Console.Error.WriteLine($"unknown scenario '{unknown}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N, the first two with -pod for pod mode");
                         return 2;
                     }
 
@@ -212,50 +212,65 @@ internal static class Program
                 kubelet = await StartFakeKubeletAsync(scenario.FakeNodes, cancellationToken).ConfigureAwait(false);
             }
 
-            // Warm up both sides with one unrecorded job each (JIT, TLS, the first scheduling on the nodes), so that
+            // The sides: HybridBatch and the raw loop, both making the scenario's objects (Jobs, or bare pods); a
+            // pod-mode scenario also runs HybridBatch in Job mode, so that the two modes meet the same cluster.
+            var hybrid = new List<SideResult>();
+            var baseline = new List<SideResult>();
+            var jobMode = new List<SideResult>();
+            var sides = new List<Side>
+            {
+                new(scenario.PodMode ? "HybridBatch, pod mode" : "HybridBatch", s => HybridSide.RunAsync(cluster, admin, s, cancellationToken), hybrid),
+                new(scenario.PodMode ? "bare-pod loop" : "baseline", s => BaselineSide.RunAsync(cluster, admin, s, cancellationToken), baseline),
+            };
+            if (scenario.PodMode)
+            {
+                sides.Add(new("HybridBatch, Job mode", s => HybridSide.RunAsync(cluster, admin, s with { ObjectKind = KubernetesObjectKind.Job }, cancellationToken), jobMode));
+            }
+
+            // Warm up every side with one unrecorded job each (JIT, TLS, the first scheduling on the nodes), so that
             // whichever side runs first does not pay the process's cold start; once per process on the real node.
             if (warmUp)
             {
                 var warm = scenario with { Jobs = 1, Command = "true", Idle = false };
-                await HybridSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
-                await BaselineSide.RunAsync(cluster, admin, warm, cancellationToken).ConfigureAwait(false);
+                foreach (var side in sides)
+                {
+                    await side.Run(warm).ConfigureAwait(false);
+                }
+
                 Console.WriteLine("  warmed up");
             }
 
-            var hybrid = new List<SideResult>();
-            var baseline = new List<SideResult>();
+            var width = sides.Max(s => s.Label.Length);
             for (var rep = 0; rep < reps; rep++)
             {
-                // Alternate which side goes first, so that neither always meets a warmer or a busier cluster.
-                var order = rep % 2 == 0 ? new[] { true, false } : [false, true];
-                foreach (var hybridSide in order)
+                // Alternate the order, so that no side always meets a warmer or a busier cluster.
+                var order = rep % 2 == 0 ? sides : Enumerable.Reverse(sides).ToList();
+                foreach (var side in order)
                 {
-                    if (scenario.Idle && !hybridSide)
+                    if (scenario.Idle && side.Results == baseline)
                     {
                         continue;
                     }
 
                     var clock = Stopwatch.StartNew();
-                    var side = hybridSide
-                        ? await HybridSide.RunAsync(cluster, admin, scenario, cancellationToken).ConfigureAwait(false)
-                        : await BaselineSide.RunAsync(cluster, admin, scenario, cancellationToken).ConfigureAwait(false);
-                    (hybridSide ? hybrid : baseline).Add(side);
+                    var result = await side.Run(scenario).ConfigureAwait(false);
+                    side.Results.Add(result);
                     if (Environment.GetEnvironmentVariable("HYBRIDBATCH_BENCH_DUMP") is { } dump)
                     {
-                        File.AppendAllText(dump, $"{scenario.Name} rep {rep + 1} {(hybridSide ? "hybrid" : "baseline")} detect: {string.Join(' ', side.DetectMs.Select(d => d.ToString("F0", CultureInfo.InvariantCulture)))}\n");
+                        File.AppendAllText(dump, $"{scenario.Name} rep {rep + 1} {side.Label} detect: {string.Join(' ', result.DetectMs.Select(d => d.ToString("F0", CultureInfo.InvariantCulture)))}\n");
                     }
 
                     Console.WriteLine(
-                        $"  rep {rep + 1} {(hybridSide ? "HybridBatch" : "baseline   ")}: {side.Returned}/{scenario.Jobs} in {side.ElapsedS:F1} s = {side.JobsPerS(scenario.Jobs):F2} jobs/s, " +
-                        $"{side.Requests} requests, first create {side.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(side.DetectMs, 50):F0} ms, not finished {side.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
-                    foreach (var w in side.Warnings)
+                        $"  rep {rep + 1} {side.Label.PadRight(width)}: {result.Returned}/{scenario.Jobs} in {result.ElapsedS:F1} s = {result.JobsPerS(scenario.Jobs):F2} jobs/s, " +
+                        $"{result.Requests} requests, first create {result.FirstCreateMs:F0} ms, detect p50 {Stats.Percentile(result.DetectMs, 50):F0} ms (side watch {Stats.Percentile(result.SideWatchMs, 50):F0}), not finished {result.NotFinished} ({clock.Elapsed.TotalSeconds:F0} s with drain)");
+                    foreach (var w in result.Warnings)
                     {
                         Console.WriteLine($"    warning: {w}");
                     }
                 }
             }
 
-            return Report.Scenario(scenario, Merge(hybrid), baseline.Count > 0 ? Merge(baseline) : null, settings);
+            return Report.Scenario(scenario, Merge(hybrid), baseline.Count > 0 ? Merge(baseline) : null, settings, jobMode.Count > 0 ? Merge(jobMode) : null);
         }
         finally
         {
@@ -265,6 +280,9 @@ internal static class Program
             }
         }
     }
+
+    /// <summary>One side of a scenario: what it is called in the output, how it runs a scenario, and its repetitions' results.</summary>
+    private sealed record Side(string Label, Func<Scenario, Task<SideResult>> Run, List<SideResult> Results);
 
     /// <summary>Pools repetitions: totals over total time; latencies pooled.</summary>
     private static SideResult Merge(List<SideResult> sides)
@@ -292,6 +310,7 @@ internal static class Program
         foreach (var s in sides)
         {
             merged.DetectMs.AddRange(s.DetectMs);
+            merged.SideWatchMs.AddRange(s.SideWatchMs);
             merged.OwnMs.AddRange(s.OwnMs);
             merged.IssueMs.AddRange(s.IssueMs);
             merged.Warnings.AddRange(s.Warnings);

@@ -11,7 +11,8 @@ internal static class Report
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static JsonObject Scenario(Scenario scenario, SideResult hybrid, SideResult? baseline, IReadOnlyDictionary<string, string> cluster)
+    /// <summary>One scenario's figures; for a pod-mode scenario the baseline is the raw bare-pod loop and <paramref name="jobMode"/> HybridBatch in Job mode.</summary>
+    public static JsonObject Scenario(Scenario scenario, SideResult hybrid, SideResult? baseline, IReadOnlyDictionary<string, string> cluster, SideResult? jobMode = null)
     {
         var jobs = scenario.Jobs;
         double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? Math.Round(x / y, 3) : null;
@@ -22,6 +23,7 @@ internal static class Report
 
         double? jobsPerS = scenario.Idle ? null : Math.Round(hybrid.JobsPerS(jobs), 2);
         double? baselinePerS = baseline is null ? null : Math.Round(baseline.JobsPerS(jobs), 2);
+        double? jobModePerS = jobMode is null ? null : Math.Round(jobMode.JobsPerS(jobs), 2);
         var o = new JsonObject
         {
             ["scenario"] = scenario.Name,
@@ -32,9 +34,22 @@ internal static class Report
             ["exit_time_source"] = scenario.OnFakeNodes
                 ? "fake kubelet's exit stamp (ms)"
                 : "container finishedAt from the pod status (1 s resolution: detection latencies carry 0-1 s of rounding)",
+            ["object_kind"] = scenario.PodMode ? "pod" : "job",
+            ["baseline_loop"] = scenario.PodMode ? "raw bare-pod loop" : "raw Job loop",
             ["jobs_per_s"] = jobsPerS,
             ["baseline_jobs_per_s"] = baselinePerS,
             ["throughput_ratio"] = Ratio(jobsPerS, baselinePerS),
+            ["job_mode_jobs_per_s"] = jobModePerS,
+            ["pod_over_job_mode_ratio"] = Ratio(jobsPerS, jobModePerS),
+            ["job_mode_requests_per_job"] = jobMode is null ? null : PerJob(jobMode.Requests, Math.Max(1, jobMode.Returned)),
+            ["job_mode_requests_by_verb_per_job"] = jobMode is null ? null : PerJobByVerb(jobMode.ByVerb, jobMode.Returned),
+            ["job_mode_detect_p50_ms"] = jobMode is null ? null : Stats.Round(Stats.Percentile(jobMode.DetectMs, 50), 0),
+            ["job_mode_detect_p99_ms"] = jobMode is null ? null : Stats.Round(Stats.Percentile(jobMode.DetectMs, 99), 0),
+            ["job_mode_cpu_ms_per_job"] = jobMode is null ? null : Math.Round(jobMode.CpuS * 1000 / Math.Max(1, jobMode.Returned), 2),
+            ["job_mode_first_create_ms"] = Stats.Round(jobMode?.FirstCreateMs, 1),
+            ["job_mode_elapsed_s"] = jobMode is null ? null : Math.Round(jobMode.ElapsedS, 2),
+            ["job_mode_returned"] = jobMode?.Returned,
+            ["job_mode_not_finished"] = jobMode?.NotFinished,
             ["requests_per_job"] = scenario.Idle ? null : PerJob(hybrid.Requests, Math.Max(1, hybrid.Returned)),
             ["requests_by_verb_per_job"] = scenario.Idle ? null : PerJobByVerb(hybrid.ByVerb, hybrid.Returned),
             ["baseline_requests_per_job"] = baseline is null ? null : PerJob(baseline.Requests, Math.Max(1, baseline.Returned)),
@@ -46,6 +61,12 @@ internal static class Report
             ["detect_p99_ms"] = Stats.Round(Stats.Percentile(hybrid.DetectMs, 99), 0),
             ["baseline_detect_p50_ms"] = baseline is null ? null : Stats.Round(Stats.Percentile(baseline.DetectMs, 50), 0),
             ["baseline_detect_p99_ms"] = baseline is null ? null : Stats.Round(Stats.Percentile(baseline.DetectMs, 99), 0),
+            ["side_watch_p50_ms"] = Stats.Round(Stats.Percentile(hybrid.SideWatchMs, 50), 0),
+            ["side_watch_p99_ms"] = Stats.Round(Stats.Percentile(hybrid.SideWatchMs, 99), 0),
+            ["baseline_side_watch_p50_ms"] = baseline is null ? null : Stats.Round(Stats.Percentile(baseline.SideWatchMs, 50), 0),
+            ["baseline_side_watch_p99_ms"] = baseline is null ? null : Stats.Round(Stats.Percentile(baseline.SideWatchMs, 99), 0),
+            ["job_mode_side_watch_p50_ms"] = jobMode is null ? null : Stats.Round(Stats.Percentile(jobMode.SideWatchMs, 50), 0),
+            ["job_mode_side_watch_p99_ms"] = jobMode is null ? null : Stats.Round(Stats.Percentile(jobMode.SideWatchMs, 99), 0),
             ["own_p50_ms"] = Stats.Round(Stats.Percentile(hybrid.OwnMs, 50), 3),
             ["own_p99_ms"] = Stats.Round(Stats.Percentile(hybrid.OwnMs, 99), 3),
             ["issue_p50_ms"] = Stats.Round(Stats.Percentile(hybrid.IssueMs, 50), 4),
@@ -70,7 +91,7 @@ internal static class Report
             ["cluster_lock"] = Environment.GetEnvironmentVariable("HYBRIDBATCH_BENCH_LOCK") ?? "not taken (run directly, not through bench/run)",
             ["elapsed_s"] = Math.Round(hybrid.ElapsedS, 2),
             ["baseline_elapsed_s"] = baseline is null ? null : Math.Round(baseline.ElapsedS, 2),
-            ["warnings"] = new JsonArray([.. hybrid.Warnings.Concat(baseline?.Warnings ?? []).Take(8).Select(w => (JsonNode?)JsonValue.Create(w))]),
+            ["warnings"] = new JsonArray([.. hybrid.Warnings.Concat(baseline?.Warnings ?? []).Concat(jobMode?.Warnings ?? []).Take(8).Select(w => (JsonNode?)JsonValue.Create(w))]),
             ["watch_log"] = new JsonArray([.. hybrid.WatchLog.Take(60).Select(w => (JsonNode?)JsonValue.Create(w))]),
             ["machine"] = Machine(),
             ["cluster"] = JsonSerializer.SerializeToNode(cluster),
@@ -180,6 +201,7 @@ internal static class Report
         _ => node.ToJsonString(),
     };
 
+    /// <summary>The table of every scenario, then the pod-mode table (when there are pod-mode rows).</summary>
     private static string ScenarioTable(List<JsonObject> scenarios)
     {
         var md = new StringBuilder();
@@ -193,6 +215,23 @@ internal static class Report
             md.AppendLine(CultureInfo.InvariantCulture, $"{Cell(s["own_p99_ms"], "F2")} | {Cell(s["issue_p99_ms"], "F3")} | {Cell(s["cpu_ms_per_job"], "F2")} | {Cell(s["bytes_per_job"])} | {s["run"]} |");
         }
 
+        var pod = scenarios.Where(s => s["object_kind"]?.GetValue<string>() == "pod").ToList();
+        if (pod.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("Pod mode (`-pod` rows above: HybridBatch makes bare pods, the baseline is a raw bare-pod loop), with HybridBatch in Job mode in the same process:");
+            md.AppendLine();
+            md.AppendLine("| scenario | jobs | nodes | pod mode jobs/s | bare-pod loop jobs/s | pod mode / loop | Job mode jobs/s | pod / Job mode | req/job pod mode | req/job loop | req/job Job mode | detect p50 / p99 ms pod mode | detect p50 / p99 ms Job mode | run |");
+            md.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            foreach (var s in pod)
+            {
+                md.Append(CultureInfo.InvariantCulture, $"| {s["scenario"]} | {s["jobs"]} | {s["nodes"]} | {Cell(s["jobs_per_s"])} | {Cell(s["baseline_jobs_per_s"])} | {Cell(s["throughput_ratio"], "F2")} | ");
+                md.Append(CultureInfo.InvariantCulture, $"{Cell(s["job_mode_jobs_per_s"])} | {Cell(s["pod_over_job_mode_ratio"], "F2")} | ");
+                md.Append(CultureInfo.InvariantCulture, $"{Cell(s["requests_per_job"], "F3")} | {Cell(s["baseline_requests_per_job"], "F3")} | {Cell(s["job_mode_requests_per_job"], "F3")} | ");
+                md.AppendLine(CultureInfo.InvariantCulture, $"{Cell(s["detect_p50_ms"], "F0")} / {Cell(s["detect_p99_ms"], "F0")} | {Cell(s["job_mode_detect_p50_ms"], "F0")} / {Cell(s["job_mode_detect_p99_ms"], "F0")} | {s["run"]} |");
+            }
+        }
+
         return md.ToString();
     }
 
@@ -200,13 +239,14 @@ internal static class Report
     {
         var md = new StringBuilder();
         md.AppendLine("# HybridBatch benchmark results").AppendLine();
-        md.AppendLine("Generated by `bench/run`; each row is the newest measurement of that scenario (column `run`). HybridBatch and the raw-client baseline run back to back in the same process; ratios are HybridBatch / baseline.").AppendLine();
+        md.AppendLine("Generated by `bench/run`; each row is the newest measurement of that scenario (column `run`). HybridBatch and the raw-client baseline run back to back in the same process; ratios are HybridBatch / baseline. The baseline makes the same objects as HybridBatch: Jobs, or bare pods in the `-pod` scenarios.").AppendLine();
         md.Append(ScenarioTable(scenarios));
         md.AppendLine();
         md.AppendLine("Requests per job by verb (HybridBatch, from its call observer; baseline, from an HTTP handler):").AppendLine();
         foreach (var s in scenarios.Where(s => s["requests_by_verb_per_job"] is not null || s["idle_requests_by_verb"] is not null))
         {
-            md.AppendLine(CultureInfo.InvariantCulture, $"- {s["scenario"]}: HybridBatch {Verbs(s["requests_by_verb_per_job"] ?? s["idle_requests_by_verb"])}; baseline {Verbs(s["baseline_requests_by_verb_per_job"])}");
+            md.Append(CultureInfo.InvariantCulture, $"- {s["scenario"]}: HybridBatch {Verbs(s["requests_by_verb_per_job"] ?? s["idle_requests_by_verb"])}; baseline {Verbs(s["baseline_requests_by_verb_per_job"])}");
+            md.AppendLine(s["job_mode_requests_by_verb_per_job"] is { } jobMode ? $"; HybridBatch in Job mode {Verbs(jobMode)}" : "");
         }
 
         if (micro is not null)
@@ -241,11 +281,13 @@ internal static class Report
         How fast HybridBatch moves jobs through Kubernetes, what it costs the API server, and how quickly it notices a
         job's end — measured side by side with the limit: a minimal raw `KubernetesClient` loop that creates the same
         Jobs (busybox, requests = limits, `backoffLimit: 0`, the same placement, at most 32 creates in flight, as the
-        batch system) and learns completions from one pod watch, deleting each Job once its pod ended.
+        batch system) and learns completions from one pod watch, deleting each Job once its pod ended. In pod mode
+        (`--kubernetesObjectKind pod`, the `-pod` scenarios) the same loop makes bare pods (`restartPolicy: Never`),
+        and HybridBatch also runs in Job mode in the same process, for the ratio between the modes.
 
         ```
         bench/run quick       # 1 and 100 jobs of `true` and `sleep 1` on the real node, in one process (one warm-up)
-        bench/run full        # + fake nodes: 100, 1,000 and 10,000 jobs, idle with 1,000 and 10,000 tracked jobs, 100 nodes; 1,000 on the real node
+        bench/run full        # + fake nodes: 100, 1,000 and 10,000 jobs, idle with 1,000 and 10,000 tracked jobs, 1,000 and 10,000 in pod mode, 100 nodes; 1,000 on the real node
         bench/run micro       # BenchmarkDotNet: transition function, placement, quantities
         bench/run scenario fake10-sleep1-10000   # any one scenario; names: bench/run list
         bench/run cleanup     # remove fake nodes and leftovers
