@@ -80,6 +80,14 @@ internal static class Batch
             ? [.. (await PodsOfRunAsync(cluster, runId)).Select(p => p.Metadata)]
             : [.. (await JobsOfRunAsync(cluster, runId)).Select(j => j.Metadata)];
 
+    /// <summary>
+    /// The run's objects whose deletion nobody asked for yet. A deleted bare pod stays listed, with a deletion timestamp,
+    /// until its node's kubelet confirms its end: that is the node's business, and on a busy node it has taken longer than
+    /// 30 s for a pod stuck pulling its image.
+    /// </summary>
+    public static async Task<IList<V1ObjectMeta>> UndeletedObjectsOfRunAsync(LocalClusterFixture cluster, string runId, KubernetesObjectKind kind) =>
+        [.. (await ObjectsOfRunAsync(cluster, runId, kind)).Where(o => o.DeletionTimestamp is null)];
+
     /// <summary>Deletes what a job runs as, as someone other than the batch system would: its Job, or its bare pod.</summary>
     public static Task DeleteFromOutsideAsync(LocalClusterFixture cluster, V1ObjectMeta job, KubernetesObjectKind kind) =>
         kind == KubernetesObjectKind.Pod

@@ -25,7 +25,7 @@ public sealed class StuckAndLostTests(LocalClusterFixture cluster, ITestOutputHe
             Assert.Equal(BatchJobExitReason.Error, info.ExitReason);
             Assert.Matches("ErrImagePull|ImagePullBackOff|InvalidImageName", info.Message);
             Assert.Contains("pod timeout", info.Message);
-            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.ObjectsOfRunAsync(Cluster, system.RunId, kind)).Count == 0, TimeSpan.FromSeconds(30)));
+            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.UndeletedObjectsOfRunAsync(Cluster, system.RunId, kind)).Count == 0, TimeSpan.FromSeconds(30)));
         }
         finally
         {
@@ -102,7 +102,7 @@ public sealed class StuckAndLostTests(LocalClusterFixture cluster, ITestOutputHe
                 Assert.True(info.WallTime >= TimeSpan.FromSeconds(5));
             }
 
-            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.ObjectsOfRunAsync(Cluster, system.RunId, kind)).Count == 0, TimeSpan.FromSeconds(30)));
+            Assert.True(await Batch.EventuallyAsync(async () => (await Batch.UndeletedObjectsOfRunAsync(Cluster, system.RunId, kind)).Count == 0, TimeSpan.FromSeconds(30)));
         }
         finally
         {
