@@ -478,44 +478,69 @@ module Cluster =
             let value, rng = draw world.rng
             at + pod.script.startDelay + int64 (value % uint64 (world.config.startJitter + 1L)), { world with rng = rng }
 
+    let private hasRoom (free: Needs) (needs: Needs) =
+        needs.millicores <= free.millicores
+        && needs.memory <= free.memory
+        && needs.disk <= free.disk
+        && needs.gpus <= free.gpus
+
     /// Places pending pods, oldest first, each on the node that admits it and it prefers most (ties drawn from the
-    /// seed); a pod no node takes is told why, once.
+    /// seed); a pod no node takes is told why, once. (The room left on each node is worked out once a pass, so that a
+    /// pod no node has room for costs a few comparisons.)
     let private scheduleAll (at: Millis) (world: World) : World * Delivery list =
-        world.pending
-        |> List.ofSeq
-        |> List.fold
-            (fun (world: World, deliveries) (_, name) ->
-                let pod = world.pods[name]
-                let nodes = world.nodes |> Seq.map (fun kv -> kv.Value) |> List.ofSeq
-                let fits = nodes |> List.filter (fun node -> (refusal world pod node).IsNone)
+        if world.pending.IsEmpty then
+            world, []
+        else
+            let nodes = world.nodes |> Seq.map (fun kv -> kv.Value) |> Array.ofSeq
 
-                match fits with
-                | [] ->
-                    let why =
-                        nodes
-                        |> List.choose (refusal world pod)
-                        |> List.countBy id
-                        |> List.map (fun (why, n) -> $"{n} {why}")
-                        |> fun reasons ->
-                            let listed = String.Join(", ", reasons)
-                            $"0/{nodes.Length} nodes are available: {listed}."
+            let free =
+                nodes
+                |> Array.map (fun node ->
+                    let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
 
-                    match pod.state with
-                    | PodState.Pending(Some said) when said = why -> world, deliveries
-                    | _ ->
+                    { millicores = node.millicores - used.millicores
+                      memory = node.memory - used.memory
+                      disk = node.disk - used.disk
+                      gpus = node.gpus - used.gpus })
+
+            world.pending
+            |> List.ofSeq
+            |> List.fold
+                (fun (world: World, deliveries) (_, name) ->
+                    let pod = world.pods[name]
+
+                    let fits =
+                        [ for i in 0 .. nodes.Length - 1 do
+                              if hasRoom free[i] pod.needs && (refusal world pod nodes[i]).IsNone then
+                                  yield i ]
+
+                    match fits, pod.state with
+                    // Told once; it is told again only by a pass that finds it a node.
+                    | [], PodState.Pending(Some _) -> world, deliveries
+                    | [], _ ->
+                        let why =
+                            nodes
+                            |> Seq.choose (refusal world pod)
+                            |> Seq.countBy id
+                            |> Seq.map (fun (why, n) -> $"{n} {why}")
+                            |> fun reasons ->
+                                let listed = String.Join(", ", reasons)
+                                $"0/{nodes.Length} nodes are available: {listed}."
+
                         let pod = { pod with state = PodState.Pending(Some why) }
                         store pod world, deliveries @ seen world at pod false None
-                | fits ->
-                    let best = fits |> List.map (fun node -> preference pod.placement node.labels) |> List.max
-                    let top = fits |> List.filter (fun node -> preference pod.placement node.labels = best)
-                    let value, rng = draw world.rng
-                    let node = top[int (value % uint64 top.Length)]
-                    let world = { world with rng = rng }
-                    let pod = { pod with state = PodState.Starting node.name }
-                    let starts, world = startAt world pod at
-                    let world = store pod world |> schedule starts (Happening.Start pod.name)
-                    world, deliveries @ seen world at pod false None)
-            (world, [])
+                    | fits, _ ->
+                        let best = fits |> List.map (fun i -> preference pod.placement nodes[i].labels) |> List.max
+                        let top = fits |> List.filter (fun i -> preference pod.placement nodes[i].labels = best)
+                        let value, rng = draw world.rng
+                        let chosen = top[int (value % uint64 top.Length)]
+                        free[chosen] <- plus free[chosen] pod.needs -1L
+                        let world = { world with rng = rng }
+                        let pod = { pod with state = PodState.Starting nodes[chosen].name }
+                        let starts, world = startAt world pod at
+                        let world = store pod world |> schedule starts (Happening.Start pod.name)
+                        world, deliveries @ seen world at pod false None)
+                (world, [])
 
     let private amount (resources: Map<string, string>) (name: string) (scale: bigint) =
         match resources.TryFind name |> Option.map Quantity.parse with

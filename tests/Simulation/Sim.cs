@@ -18,15 +18,23 @@ internal static class Sim
     public static async Task<List<UpdatedBatchJobInfo>> DrainAsync(IBatchSystem system)
     {
         var results = new List<UpdatedBatchJobInfo>();
-        while ((await system.GetIssuedBatchJobIdsAsync()).Count > 0)
+        var seen = new HashSet<int>();
+        var waiting = (await system.GetIssuedBatchJobIdsAsync()).Count;
+        while (waiting > 0)
         {
             if (await system.GetUpdatedBatchJobAsync(TimeSpan.FromHours(1)) is { } result)
             {
-                Assert.DoesNotContain(results, r => r.JobId == result.JobId);
+                Assert.True(seen.Add(result.JobId), $"job {result.JobId} was returned twice");
                 results.Add(result);
+                waiting--;
+            }
+            else
+            {
+                waiting = (await system.GetIssuedBatchJobIdsAsync()).Count;
             }
         }
 
+        Assert.Empty(await system.GetIssuedBatchJobIdsAsync());
         return results;
     }
 }
