@@ -19,6 +19,20 @@ public sealed record SimulatedNode(string Name, double Cores, long Memory, long 
     /// <summary>Its taints; a job's pod lands here only when it tolerates each that keeps pods off.</summary>
     public IReadOnlyList<SimulatedTaint> Taints { get; init; } = [];
 
+    /// <summary>A node as the F# model (and its generators) describe it.</summary>
+    /// <param name="spec">The node.</param>
+    /// <returns>The node.</returns>
+    public static SimulatedNode Of(NodeSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new SimulatedNode(spec.name, spec.millicores / 1000.0, spec.memory, spec.disk)
+        {
+            Gpus = spec.gpus,
+            Labels = spec.labels.ToDictionary(kv => kv.Key, kv => kv.Value),
+            Taints = [.. spec.taints.Select(t => new SimulatedTaint(t.key, t.value, t.effect.ToString()))],
+        };
+    }
+
     internal NodeSpec ToSpec() => new(
         Name ?? "",
         double.IsFinite(Cores) ? (long)Math.Ceiling(Cores * 1000) : -1,
@@ -81,6 +95,23 @@ public sealed record PodBehaviour
 
     /// <summary>Runs until it is deleted.</summary>
     public static PodBehaviour RunsForever { get; } = new() { RunTime = null };
+
+    /// <summary>A behaviour as the F# model (and its generators) describe it.</summary>
+    /// <param name="script">The script.</param>
+    /// <returns>The behaviour.</returns>
+    public static PodBehaviour Of(PodScript script)
+    {
+        ArgumentNullException.ThrowIfNull(script);
+        return new PodBehaviour
+        {
+            StartDelay = TimeSpan.FromMilliseconds(script.startDelay),
+            RunTime = script.runTime is { } run ? TimeSpan.FromMilliseconds(run.Value) : null,
+            ExitCode = script.exitCode,
+            MemoryUsed = script.memoryUsed,
+            ImageMissing = script.imageMissing,
+            Log = script.log,
+        };
+    }
 
     internal PodScript ToScript() => new(
         (long)StartDelay.TotalMilliseconds,
