@@ -6,7 +6,6 @@ using HybridBatch.Translation;
 using k8s;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using CoreAccelerator = HybridBatch.Core.AcceleratorRequirement;
 
 namespace HybridBatch;
 
@@ -22,18 +21,16 @@ namespace HybridBatch;
 /// pods, lost jobs, node cleanup) is the core's; <see cref="JobEffects"/> performs its effects and
 /// <see cref="PodWatcher"/> feeds back what Kubernetes reports.
 /// </remarks>
-public sealed partial class KubernetesBatchSystem : IAsyncDisposable
+public sealed partial class KubernetesBatchSystem : IBatchSystem
 {
     private readonly IKubernetes _client;
     private readonly JobSettings _settings;
     private readonly JobManifests _manifests;
     private readonly JobRuntime _runtime;
+    private readonly BatchContract _contract;
     private readonly FailureLogs _failureLogs = new();
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
-    private KeyValuePair<string, string>[] _environmentSnapshot = [];
-    private int _shutDown;
     private int _disposed;
 
     private KubernetesBatchSystem(
@@ -60,6 +57,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             time,
             _failureLogs,
             runtime => new JobEffects(client, @namespace, _manifests, options.MaxCreatesInFlight, _failureLogs, logger, runtime));
+        _contract = new BatchContract(_settings, _runtime, _failureLogs, time, logger);
     }
 
     /// <summary>Toil's batch systems may ship the user's script to workers; there is no such thing in .NET.</summary>
@@ -164,7 +162,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     }
 
     private void Start() =>
-        _runtime.Start(new PodWatcher(_client, Namespace, _manifests.JobSelector, _time, _logger, _runtime.Apply));
+        _runtime.Start(new PodWatcher(_client, Namespace, _manifests.JobSelector, _time, _logger, _runtime.Apply).RunAsync);
 
     /// <summary>Always throws: there is no user-script auto-deployment in .NET (see <see cref="SupportsAutoDeployment"/>).</summary>
     /// <param name="userScript">The script.</param>
@@ -177,54 +175,13 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <param name="name">The variable's name.</param>
     /// <param name="value">Its value; null copies this process's value.</param>
     /// <exception cref="ArgumentException">The name is invalid, or it is null and this process has no such variable.</exception>
-    public void SetEnv(string name, string? value = null)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (Jobs.CheckEnvironmentName(name) is { } problem)
-        {
-            throw new ArgumentException(problem, nameof(name));
-        }
-
-        value ??= Environment.GetEnvironmentVariable(name)
-            ?? throw new ArgumentException(
-                $"SetEnv('{name}') without a value copies it from this process, but this process has no variable '{name}': pass a value.", nameof(name));
-        lock (_environment)
-        {
-            _environment[name] = value;
-            _environmentSnapshot = [.. _environment];
-        }
-    }
+    public void SetEnv(string name, string? value = null) => _contract.SetEnv(name, value);
 
     /// <summary>Checks a job's request against the batch system's maxima (Toil's <c>check_resource_request</c>).</summary>
     /// <param name="job">The job.</param>
     /// <exception cref="InsufficientSystemResourcesException">A request exceeds a maximum; the message names the resource, request and limit.</exception>
     /// <exception cref="ArgumentException">A request is invalid (negative, NaN, a non-GPU accelerator).</exception>
-    public void CheckResourceRequest(JobDescription job)
-    {
-        ArgumentNullException.ThrowIfNull(job);
-        if (Jobs.CheckResources(_settings, job.Name, job.Cores, job.Memory, job.Disk, Accelerators(job)) is { } problem)
-        {
-            throw Refusal(problem, nameof(job), nameof(job), nameof(job));
-        }
-    }
-
-    private static CoreAccelerator[] Accelerators(JobDescription job) =>
-        [.. job.Accelerators.Select(a => Jobs.Accelerator(a.Count, a.Kind, a.Model, a.Brand, a.Api))];
-
-    /// <summary>
-    /// Why a job is refused, as Toil says it: more than the maxima, or an accelerator the cluster cannot provide, is a
-    /// lack of resources; anything else is the named argument's error.
-    /// </summary>
-#pragma warning disable CS8524 // Every named kind is handled: a new kind is a build error (CS8509), not a silent default.
-    private static Exception Refusal(JobProblem problem, string command, string job, string environment) => problem.Kind switch
-    {
-        ProblemKind.InsufficientResources => new InsufficientSystemResourcesException(problem.Resource, problem.Requested, problem.Available, problem.Message),
-        ProblemKind.Command => new ArgumentException(problem.Message, command),
-        ProblemKind.Job => new ArgumentException(problem.Message, job),
-        ProblemKind.Environment => new ArgumentException(problem.Message, environment),
-        ProblemKind.Placement => new ArgumentException(problem.Message),
-    };
-#pragma warning restore CS8524
+    public void CheckResourceRequest(JobDescription job) => _contract.CheckResourceRequest(job);
 
     /// <summary>
     /// Issues a job. Returns its id at once; the job waits in the local queue while the pool (<c>--maxJobs</c>,
@@ -244,27 +201,8 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
         IReadOnlyDictionary<string, string>? jobEnvironment = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(command);
-        ArgumentNullException.ThrowIfNull(job);
         cancellationToken.ThrowIfCancellationRequested();
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _shutDown) != 0, this);
-
-        // The batch environment as it is now (SetEnv applies to jobs issued later), shared by every job issued until it
-        // changes; the core copies the caller's placement and environment, which may change later.
-        var batchEnvironment = Volatile.Read(ref _environmentSnapshot);
-        var accelerators = Accelerators(job);
-        var placement = job.Placement;
-        var (id, problem) = _runtime.Issue(id => Jobs.Prepare(
-            _settings, id, job.Name, command, job.Image, job.Cores, job.Memory, job.Disk, accelerators,
-            placement?.RequiredLabels, placement?.DesiredLabels, placement?.ProhibitedLabels, placement?.ToleratedTaints,
-            job.Preemptible, batchEnvironment, jobEnvironment));
-        if (problem is not null)
-        {
-            throw Refusal(problem, nameof(command), nameof(job), nameof(jobEnvironment));
-        }
-
-        LogIssued(id, job.Name);
-        return Task.FromResult(id);
+        return Task.FromResult(_contract.Issue(command, job, jobEnvironment, this));
     }
 
     /// <summary>
@@ -274,54 +212,8 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <param name="maxWait">How long to wait; zero returns at once.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The finished job, or null when none finished in time.</returns>
-    public async Task<UpdatedBatchJobInfo?> GetUpdatedBatchJobAsync(TimeSpan maxWait, CancellationToken cancellationToken = default)
-    {
-        var deadline = _time.GetTimestamp() + (long)(Math.Max(0, maxWait.TotalSeconds) * _time.TimestampFrequency);
-        while (true)
-        {
-            if (await CollectAsync().ConfigureAwait(false) is { } result)
-            {
-                return result;
-            }
-
-            var remaining = _time.GetElapsedTime(_time.GetTimestamp(), deadline);
-            if (remaining <= TimeSpan.Zero || Volatile.Read(ref _shutDown) != 0)
-            {
-                return null;
-            }
-
-            if (!await _runtime.WaitForEndedAsync(remaining, cancellationToken).ConfigureAwait(false))
-            {
-                return await CollectAsync().ConfigureAwait(false);
-            }
-        }
-    }
-
-    private async Task<UpdatedBatchJobInfo?> CollectAsync()
-    {
-        if (await _runtime.CollectAsync().ConfigureAwait(false) is not { } r)
-        {
-            return null;
-        }
-
-        LogCollected(r.JobId, r.Reason.ToString(), r.ExitStatus);
-        return new UpdatedBatchJobInfo(r.JobId, r.ExitStatus, ToExitReason(r.Reason), TimeSpan.FromMilliseconds(r.WallTimeMs), r.BackingId)
-        {
-            Message = r.Message,
-        };
-    }
-
-#pragma warning disable CS8524 // Every named reason is handled: a new one is a build error (CS8509), not a silent default.
-    private static BatchJobExitReason ToExitReason(ExitCode reason) => reason switch
-    {
-        ExitCode.Finished => BatchJobExitReason.Finished,
-        ExitCode.Failed => BatchJobExitReason.Failed,
-        ExitCode.Lost => BatchJobExitReason.Lost,
-        ExitCode.Killed => BatchJobExitReason.Killed,
-        ExitCode.Error => BatchJobExitReason.Error,
-        ExitCode.MemLimit => BatchJobExitReason.MemLimit,
-    };
-#pragma warning restore CS8524
+    public Task<UpdatedBatchJobInfo?> GetUpdatedBatchJobAsync(TimeSpan maxWait, CancellationToken cancellationToken = default) =>
+        _contract.CollectAsync(maxWait, _runtime.WaitForEndedAsync, cancellationToken);
 
     /// <summary>
     /// Kills jobs: when this returns they are in neither the issued nor the running set and will never be returned,
@@ -331,31 +223,25 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <param name="jobIds">The jobs to kill.</param>
     /// <param name="cancellationToken">Stops waiting for the delete requests (the jobs are killed regardless).</param>
     /// <returns>A task that completes when the delete requests were answered.</returns>
-    public async Task KillBatchJobsAsync(IEnumerable<int> jobIds, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(jobIds);
-        await _runtime.KillAsync(jobIds.ToArray()).WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public Task KillBatchJobsAsync(IEnumerable<int> jobIds, CancellationToken cancellationToken = default) =>
+        _contract.KillAsync(jobIds, cancellationToken);
 
     /// <summary>Issued jobs not yet returned or killed (queued, running and finished-but-uncollected), from local state.</summary>
     /// <param name="cancellationToken">Unused: answered without API calls.</param>
     /// <returns>The ids, increasing, without duplicates.</returns>
     public Task<IReadOnlyList<int>> GetIssuedBatchJobIdsAsync(CancellationToken cancellationToken = default) =>
-        Task.FromResult(_runtime.Issued());
+        Task.FromResult(_contract.Issued());
 
     /// <summary>Jobs whose container runs, with how long it has run, from local state.</summary>
     /// <param name="cancellationToken">Unused: answered without API calls.</param>
     /// <returns>Job id to time running.</returns>
-    public Task<IReadOnlyDictionary<int, TimeSpan>> GetRunningBatchJobIdsAsync(CancellationToken cancellationToken = default)
-    {
-        IReadOnlyDictionary<int, TimeSpan> running = _runtime.Running().ToDictionary(kv => kv.Key, kv => TimeSpan.FromMilliseconds(kv.Value));
-        return Task.FromResult(running);
-    }
+    public Task<IReadOnlyDictionary<int, TimeSpan>> GetRunningBatchJobIdsAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult(_contract.Running());
 
     /// <summary>The tail of the log of a failed job's pod, by the result's <see cref="UpdatedBatchJobInfo.BackingId"/>.</summary>
     /// <param name="backingId">The Kubernetes Job's name (the pod's in pod mode).</param>
     /// <returns>The log tail, or null when none was kept (the most recent thousand or so are).</returns>
-    public string? GetFailureLog(string backingId) => _failureLogs.Get(backingId);
+    public string? GetFailureLog(string backingId) => _contract.FailureLog(backingId);
 
     /// <summary>Toil's default owner: this user's name, lowercased, with only letters, digits, '-' and '.'.</summary>
     /// <returns>The owner name.</returns>
@@ -369,7 +255,7 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
     /// <returns>A task that completes when shut down.</returns>
     public async Task ShutdownAsync(CancellationToken cancellationToken = default)
     {
-        if (Interlocked.Exchange(ref _shutDown, 1) != 0)
+        if (!_contract.MarkShutDown())
         {
             return;
         }
@@ -390,17 +276,11 @@ public sealed partial class KubernetesBatchSystem : IAsyncDisposable
             return;
         }
 
-        Volatile.Write(ref _shutDown, 1);
+        _contract.MarkShutDown();
         await _runtime.StopAsync().ConfigureAwait(false);
         _client.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Re-attached to {Count} {Kind}s of run {RunId}")]
     private partial void LogAdopted(int count, string kind, string runId);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Issued job {JobId} ({Name})")]
-    private partial void LogIssued(int jobId, string name);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Returned job {JobId}: {Reason}, exit status {ExitStatus}")]
-    private partial void LogCollected(int jobId, string reason, int exitStatus);
 }

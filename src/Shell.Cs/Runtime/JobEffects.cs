@@ -23,7 +23,7 @@ namespace HybridBatch.Runtime;
 /// <param name="runtime">Where outcomes go back to as events.</param>
 internal sealed partial class JobEffects(
     IKubernetes client, string @namespace, JobManifests manifests, int maxCreatesInFlight, FailureLogs failureLogs, ILogger logger, JobRuntime runtime)
-    : IEffectHandler<Task>
+    : IJobEffects
 {
     private readonly SemaphoreSlim _creates = new(maxCreatesInFlight);
 

@@ -7,14 +7,15 @@ namespace HybridBatch.Runtime;
 /// <summary>
 /// The one owner of the jobs' state: the lock, the core's model and its transition function. Every change is an event
 /// applied under the lock; the effects it returns are then started, in the order the core returned them, each by its
-/// handler in <see cref="JobEffects"/>, and tracked until they finish. The pod watch and a one-second tick feed it.
-/// The model is immutable, so queries read the one last stored without taking the lock.
+/// handler (<see cref="JobEffects"/> on a cluster), and tracked until they finish. The pod watch and a one-second tick
+/// feed it (a simulation feeds it from its own virtual clock instead). The model is immutable, so queries read the one
+/// last stored without taking the lock.
 /// </summary>
 internal sealed class JobRuntime
 {
     private readonly Lock _gate = new();
     private readonly TimeProvider _time;
-    private readonly JobEffects _effects;
+    private readonly IJobEffects _effects;
     private readonly FailureLogs _failureLogs;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Task, byte> _inFlight = new();
@@ -27,7 +28,7 @@ internal sealed class JobRuntime
     /// <param name="time">The clock events are stamped with.</param>
     /// <param name="failureLogs">Failed jobs' logs, and the reads under way that hold their results back.</param>
     /// <param name="effects">Makes the effect handlers, which report back to this runtime.</param>
-    public JobRuntime(JobState.Model model, TimeProvider time, FailureLogs failureLogs, Func<JobRuntime, JobEffects> effects)
+    public JobRuntime(JobState.Model model, TimeProvider time, FailureLogs failureLogs, Func<JobRuntime, IJobEffects> effects)
     {
         _model = model;
         _time = time;
@@ -38,15 +39,18 @@ internal sealed class JobRuntime
     /// <summary>Now, as the core counts time: milliseconds since the Unix epoch.</summary>
     public long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
+    /// <summary>The core's model as last stored.</summary>
+    public JobState.Model Model => Volatile.Read(ref _model);
+
     /// <summary>Cancelled when the batch system stops: calls still under way give up.</summary>
     public CancellationToken Stopping => _stopping.Token;
 
     /// <summary>Starts the pod watch and the clock.</summary>
-    /// <param name="watcher">The run's pod watch.</param>
-    public void Start(PodWatcher watcher)
+    /// <param name="watch">The run's pod watch (<see cref="PodWatcher.RunAsync"/>), run until the token is cancelled.</param>
+    public void Start(Func<CancellationToken, Task> watch)
     {
         var token = _stopping.Token;
-        _loops.Add(Task.Run(() => watcher.RunAsync(token), CancellationToken.None));
+        _loops.Add(Task.Run(() => watch(token), CancellationToken.None));
         _loops.Add(Task.Run(() => TickAsync(token), CancellationToken.None));
     }
 
@@ -261,4 +265,18 @@ internal sealed class JobRuntime
         {
         }
     }
+}
+
+/// <summary>
+/// What performs the core's effects for a <see cref="JobRuntime"/>: the Kubernetes calls (<see cref="JobEffects"/>), or
+/// a simulated cluster's.
+/// </summary>
+internal interface IJobEffects : IEffectHandler<Task>
+{
+    /// <summary>Waits, up to <paramref name="deadline"/>, until the run has no pods left.</summary>
+    /// <param name="deadline">How long to wait at most.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>A task that completes when the pods are gone or the time is up.</returns>
+    Task WaitForPodsGoneAsync(TimeSpan deadline, TimeProvider time, CancellationToken cancellationToken);
 }

@@ -1,0 +1,52 @@
+/// When the core's clock matters next: a simulation ticks the core then rather than every second, and knows when
+/// nothing can happen any more.
+namespace HybridBatch.Testing.Simulation
+
+open HybridBatch.Core
+open HybridBatch.Core.JobState
+
+/// Queries of the core's model for a simulation's clock.
+[<RequireQualifiedAccess>]
+module CoreClock =
+
+    /// The first moment after `now` at which a tick changes the model, if any: a stuck job's pod timeout runs out,
+    /// or a queued job may be tried beyond a quota's cap. Ticks come on whole seconds, as the runtime's one-second
+    /// ticker brings them. (A job waiting for room while the run holds some never times out by the clock alone.)
+    let nextTick (model: Model) (now: Millis) : Millis option =
+        let expiries =
+            model.stuck
+            |> Seq.choose (fun id ->
+                match model.jobs.TryFind id with
+                | Some { phase = Phase.Created(_, Some stuck) } when not (stuck.waitsForRoom && not model.nodes.IsEmpty) ->
+                    Some(Lifecycle.stuckSince model stuck now + model.config.podTimeout)
+                | _ -> None)
+
+        let probe =
+            match model.admission with
+            | Some a when a.probing && not model.queue.IsEmpty && model.used.jobs >= a.cap -> Some a.probeAt
+            | _ -> None
+
+        Seq.append expiries (Option.toList probe)
+        |> Seq.map (fun at -> (max (now + 1L) at + 999L) / 1000L * 1000L)
+        |> Seq.fold (fun earliest at -> Some(earliest |> Option.fold (fun _ e -> min e at) at)) None
+
+    let private describe (job: Job) =
+        match job.phase with
+        | Phase.Queued _ -> $"job {job.id} is queued (the pool or the namespace's quota is full)"
+        | Phase.Creating -> $"job {job.id} is being created"
+        | Phase.Created(_, Some stuck) -> $"job {job.id} waits: {stuck.why}"
+        | Phase.Created(_, None) -> $"job {job.id} waits for its container to start"
+        | Phase.Running(_, startedAt) -> $"job {job.id} runs (since {startedAt}) with no end scripted"
+        | Phase.Ended _ -> $"job {job.id} ended"
+
+    /// Why a wait cannot end: the jobs still waiting, each with where it is.
+    let stalled (model: Model) : string =
+        let waiting =
+            model.jobs |> Seq.map (fun kv -> kv.Value) |> Seq.filter isLive |> Seq.map describe |> List.ofSeq
+
+        let shown = waiting |> List.truncate 20
+        let more = if waiting.Length > shown.Length then $"; and {waiting.Length - shown.Length} more" else ""
+
+        let listed = System.String.Join("; ", shown)
+
+        $"The simulation cannot go on: nothing is scheduled to happen, yet {waiting.Length} job(s) wait: {listed}{more}. Script an end for the pods (a run time), add a node with room, or kill the jobs."
