@@ -133,14 +133,16 @@ module Quota =
             | Ok q -> Some(Quantity.nanos q)
             | Error _ -> None)
 
+    /// Whether the job alone asks for more of the amount's resource than the quota allows in all.
+    let private exceeds (amount: QuotaAmount) =
+        match nanos amount.requested, nanos amount.limited with
+        | Some requested, Some limited -> requested > limited
+        | _ -> false
+
     /// The amounts of a refusal the job alone asks more of than the quota allows in all: however many pods end,
     /// they never fit.
     let tooBig (refusal: QuotaRefusal) : QuotaAmount list =
-        refusal.amounts
-        |> List.filter (fun a ->
-            match nanos a.requested, nanos a.limited with
-            | Some requested, Some limited -> requested > limited
-            | _ -> false)
+        refusal.amounts |> List.filter exceeds
 
     /// Whether the job alone asks for more than the quota allows in all.
     let neverFits (refusal: QuotaRefusal) : bool = not (List.isEmpty (tooBig refusal))
@@ -180,16 +182,13 @@ module Quota =
             let over =
                 asked
                 |> List.choose (fun (key, value) ->
-                    match q.hard.TryFind key with
-                    | Some hard when (match nanos (Some value), nanos (Some hard) with
-                                      | Some v, Some h -> v > h
-                                      | _ -> false) ->
-                        Some
-                            { resource = key
-                              requested = Some value
-                              used = q.used.TryFind key
-                              limited = Some hard }
-                    | _ -> None)
+                    q.hard.TryFind key
+                    |> Option.map (fun hard ->
+                        { resource = key
+                          requested = Some value
+                          used = q.used.TryFind key
+                          limited = Some hard }))
+                |> List.filter exceeds
 
             if List.isEmpty over then
                 None
