@@ -128,7 +128,7 @@ let ofPod (job: Job) (pod: PodFacts) (at: Millis) : Verdict =
 
         match pod.reason, pod.container with
         | Some("Evicted" | "NodeLost" | "Shutdown" | "Terminated" as reason), _ ->
-            Verdict.Lost(describe $"pod {reason}" pod.message, at - start)
+            Verdict.Lost(describe $"pod {pod.pod} {reason}" pod.message, at - start)
         | _, Container.Terminated(code, reason, message, startedAt, finishedAt) ->
             let exitReason =
                 match reason with

@@ -100,12 +100,12 @@ let table: (string * Job * PodFacts * Verdict) list =
       running,
       terminated 137 (Some "OOMKilled") (Some 4_000L) None,
       Verdict.Finished(137, ExitReason.MemLimit, at - 4_000L, Some "OOMKilled: the container exceeded its memory limit")
-      "an evicted pod is lost, with the kubelet's message, even with an exit code",
+      "an evicted pod is lost, named, with the kubelet's message, even with an exit code",
       running,
       { terminated 0 None (Some 4_000L) (Some 9_000L) with
           reason = Some "Evicted"
           message = Some "The node was low on resource: memory." },
-      Verdict.Lost("pod Evicted: The node was low on resource: memory.", at - 4_000L)
+      Verdict.Lost("pod pod-a Evicted: The node was low on resource: memory.", at - 4_000L)
       "a pod deleted before its container finished is lost",
       running,
       { runningSince 4_000L with deleting = true },

@@ -2,8 +2,12 @@ using HybridBatch.Testing;
 
 namespace HybridBatch.Simulation.Tests;
 
-/// <summary>The batch-system contract's promises, kept by the simulated batch system in virtual time.</summary>
-public sealed class ContractTests
+/// <summary>
+/// What the simulated cluster adds to the contract suites (<see cref="ToilContractTests"/>, <see cref="BehaviourTests"/>,
+/// <see cref="StuckAndLostTests"/>): scripted run times and logs, virtual time, placement on labelled and tainted nodes,
+/// and a wait that cannot end.
+/// </summary>
+public sealed class SimulatedClusterTests
 {
     [Fact]
     public async Task A_job_that_exits_0_finishes_with_its_run_time_as_wall_time()
@@ -27,18 +31,6 @@ public sealed class ContractTests
         var result = await system.GetUpdatedBatchJobAsync(TimeSpan.FromHours(1));
 
         Assert.Equal((3, BatchJobExitReason.Failed, "boom"), (result!.ExitStatus, result.ExitReason, system.GetFailureLog(result.BackingId)));
-    }
-
-    [Fact]
-    public async Task A_job_using_more_memory_than_it_asked_for_ends_with_MemLimit()
-    {
-        var cluster = Sim.Cluster(_ => new PodBehaviour { MemoryUsed = 8L << 30 });
-        await using var system = await SimulatedBatchSystem.CreateAsync(cluster, Sim.Options());
-        await system.IssueBatchJobAsync("hog", Sim.Small);
-
-        var result = await system.GetUpdatedBatchJobAsync(TimeSpan.FromHours(1));
-
-        Assert.Equal(BatchJobExitReason.MemLimit, result!.ExitReason);
     }
 
     [Fact]
@@ -97,20 +89,6 @@ public sealed class ContractTests
         var results = (await Sim.DrainAsync(system)).OrderBy(r => r.JobId).Select(r => r.ExitReason);
 
         Assert.Equal([BatchJobExitReason.Finished, BatchJobExitReason.Error], results);
-    }
-
-    [Fact]
-    public async Task A_killed_queued_job_is_never_returned_and_the_others_are()
-    {
-        var cluster = Sim.Cluster();
-        await using var system = await SimulatedBatchSystem.CreateAsync(cluster, Sim.Options(maxJobs: 1));
-        var first = await system.IssueBatchJobAsync("true", Sim.Small);
-        var queued = await system.IssueBatchJobAsync("true", Sim.Small);
-        var third = await system.IssueBatchJobAsync("true", Sim.Small);
-
-        await system.KillBatchJobsAsync([queued]);
-
-        Assert.Equal([first, third], (await Sim.DrainAsync(system)).Select(r => r.JobId).Order());
     }
 
     [Fact]
