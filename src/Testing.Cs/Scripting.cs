@@ -66,6 +66,24 @@ public sealed record SimulatedTaint(string Key, string Value, string Effect = "N
 /// <param name="Environment">Its container's environment.</param>
 public sealed record SimulatedJob(int JobId, string? Name, string Command, string Image, IReadOnlyList<KeyValuePair<string, string>> Environment);
 
+/// <summary>A pod of a run in the simulated cluster, as a list of pods shows it.</summary>
+/// <param name="Name">The pod's name.</param>
+/// <param name="JobId">Its job.</param>
+/// <param name="Node">The node it is on; null while pending (or evicted before it was placed).</param>
+/// <param name="Phase">Pending, Running, Succeeded or Failed, as Kubernetes says.</param>
+public sealed record SimulatedPod(string Name, int JobId, string? Node, string Phase)
+{
+    internal static SimulatedPod Of(Core.JobState.PodFacts facts) => new(
+        facts.pod,
+        facts.job,
+        facts.node?.Value,
+        facts.phase.IsRunning ? "Running"
+            : facts.phase.IsSucceeded ? "Succeeded"
+            : facts.phase.IsFailed ? "Failed"
+            : facts.phase.IsUnknown ? "Unknown"
+            : "Pending");
+}
+
 /// <summary>How a job's pod behaves, as a test scripts it. The default runs one second and exits 0.</summary>
 public sealed record PodBehaviour
 {

@@ -83,6 +83,17 @@ public sealed class SimulatedCluster
         }
     }
 
+    /// <summary>The pods of a run now, oldest first, as a list of them would show them.</summary>
+    /// <param name="runId">The run (<see cref="IBatchSystem.RunId"/>).</param>
+    /// <returns>The pods.</returns>
+    public IReadOnlyList<SimulatedPod> PodsOf(string runId)
+    {
+        lock (_gate)
+        {
+            return [.. Cluster.podsOf(runId, _world).Select(pod => SimulatedPod.Of(Cluster.facts(pod, false, null)))];
+        }
+    }
+
     /// <summary>How many node cleanups the runs asked for, by node.</summary>
     public IReadOnlyDictionary<string, int> NodeCleanups
     {
