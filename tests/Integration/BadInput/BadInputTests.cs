@@ -16,25 +16,25 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
     /// <summary>Bad jobs: name of the row, the command, the job, its environment, the words the error must contain.</summary>
     public static TheoryData<string, string, JobDescription, Dictionary<string, string>?, string[]> BadJobs() => new()
     {
-        { "negative cores", "true", Batch.Job(cores: -1), null, ["cores", "-1"] },
-        { "NaN cores", "true", Batch.Job(cores: double.NaN), null, ["cores", "NaN"] },
-        { "infinite cores", "true", Batch.Job(cores: double.PositiveInfinity), null, ["cores"] },
-        { "absurd cores", "true", Batch.Job(cores: 1e9), null, ["cores", "maximum"] },
-        { "negative memory", "true", Batch.Job(memory: -1), null, ["memory", "-1"] },
-        { "absurd memory", "true", Batch.Job(memory: long.MaxValue), null, ["memory", "maximum"] },
-        { "negative disk", "true", Batch.Job(disk: -5), null, ["disk", "-5"] },
-        { "absurd disk", "true", Batch.Job(disk: long.MaxValue), null, ["disk", "maximum"] },
-        { "zero accelerators", "true", Batch.Job() with { Accelerators = [new AcceleratorRequirement(0)] }, null, ["accelerator"] },
-        { "an FPGA", "true", Batch.Job() with { Accelerators = [new AcceleratorRequirement(1, "fpga")] }, null, ["fpga"] },
-        { "empty command", "", Batch.Job(), null, ["command is empty"] },
-        { "blank command", " \t\n", Batch.Job(), null, ["command is empty"] },
-        { "huge command", HugeCommand, Batch.Job(), null, ["command has 307200 characters", "256 KiB"] },
-        { "environment name with a space", "true", Batch.Job(), new() { ["MY VAR"] = "1" }, ["'MY VAR'", "environment variable name"] },
-        { "environment name with '='", "true", Batch.Job(), new() { ["A=B"] = "1" }, ["'A=B'", "environment variable name"] },
-        { "environment name starting with a digit", "true", Batch.Job(), new() { ["1ABC"] = "1" }, ["'1ABC'", "not starting with a digit"] },
-        { "empty environment name", "true", Batch.Job(), new() { [""] = "1" }, ["''", "environment variable name"] },
-        { "empty image", "true", Batch.Job() with { Image = "" }, null, ["image", "busybox"] },
-        { "image with spaces", "true", Batch.Job() with { Image = "busy box" }, null, ["'busy box'", "image"] },
+        { "negative cores", "true", TestJobs.Job(cores: -1), null, ["cores", "-1"] },
+        { "NaN cores", "true", TestJobs.Job(cores: double.NaN), null, ["cores", "NaN"] },
+        { "infinite cores", "true", TestJobs.Job(cores: double.PositiveInfinity), null, ["cores"] },
+        { "absurd cores", "true", TestJobs.Job(cores: 1e9), null, ["cores", "maximum"] },
+        { "negative memory", "true", TestJobs.Job(memory: -1), null, ["memory", "-1"] },
+        { "absurd memory", "true", TestJobs.Job(memory: long.MaxValue), null, ["memory", "maximum"] },
+        { "negative disk", "true", TestJobs.Job(disk: -5), null, ["disk", "-5"] },
+        { "absurd disk", "true", TestJobs.Job(disk: long.MaxValue), null, ["disk", "maximum"] },
+        { "zero accelerators", "true", TestJobs.Job() with { Accelerators = [new AcceleratorRequirement(0)] }, null, ["accelerator"] },
+        { "an FPGA", "true", TestJobs.Job() with { Accelerators = [new AcceleratorRequirement(1, "fpga")] }, null, ["fpga"] },
+        { "empty command", "", TestJobs.Job(), null, ["command is empty"] },
+        { "blank command", " \t\n", TestJobs.Job(), null, ["command is empty"] },
+        { "huge command", HugeCommand, TestJobs.Job(), null, ["command has 307200 characters", "256 KiB"] },
+        { "environment name with a space", "true", TestJobs.Job(), new() { ["MY VAR"] = "1" }, ["'MY VAR'", "environment variable name"] },
+        { "environment name with '='", "true", TestJobs.Job(), new() { ["A=B"] = "1" }, ["'A=B'", "environment variable name"] },
+        { "environment name starting with a digit", "true", TestJobs.Job(), new() { ["1ABC"] = "1" }, ["'1ABC'", "not starting with a digit"] },
+        { "empty environment name", "true", TestJobs.Job(), new() { [""] = "1" }, ["''", "environment variable name"] },
+        { "empty image", "true", TestJobs.Job() with { Image = "" }, null, ["image", "busybox"] },
+        { "image with spaces", "true", TestJobs.Job() with { Image = "busy box" }, null, ["'busy box'", "image"] },
         { "label key with a space", "true", Placed(p => p.RequiredLabels["bad key"] = ["x"]), null, ["bad key"] },
         { "label key with an upper-case prefix", "true", Placed(p => p.DesiredLabels["Example.COM/zone"] = ["x"]), null, ["Example.COM/zone"] },
         { "label key of 64 characters", "true", Placed(p => p.ProhibitedLabels[new string('k', 64)] = []), null, [new string('k', 64)] },
@@ -47,7 +47,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
     {
         var placement = new Placement();
         place(placement);
-        return Batch.Job() with { Placement = placement };
+        return TestJobs.Job() with { Placement = placement };
     }
 
     [Theory]
@@ -88,7 +88,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster), Batch.Logging(output));
         try
         {
-            var error = Assert.ThrowsAny<Exception>(() => system.CheckResourceRequest(Batch.Job("checked", cores, memory, disk)));
+            var error = Assert.ThrowsAny<Exception>(() => system.CheckResourceRequest(TestJobs.Job("checked", cores, memory, disk)));
             output.WriteLine($"[{resource} {cores}/{memory}/{disk}] {error.GetType().Name}: {error.Message}");
             Assert.Contains(resource, error.Message, StringComparison.OrdinalIgnoreCase);
             if (error is InsufficientSystemResourcesException lack)
@@ -139,7 +139,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster), Batch.Logging(output));
         try
         {
-            var sleeper = await system.IssueBatchJobAsync("sleep 5", Batch.Job("sleeper"));
+            var sleeper = await system.IssueBatchJobAsync("sleep 5", TestJobs.Job("sleeper"));
             await system.KillBatchJobsAsync([-1, 0, sleeper + 1, 999_999, int.MaxValue]);
             Assert.Equal([sleeper], await system.GetIssuedBatchJobIdsAsync());
             var info = await Batch.NextAsync(system);
@@ -362,7 +362,7 @@ public sealed class BadInputTests(LocalClusterFixture cluster, ITestOutputHelper
         Assert.True(
             await Batch.EventuallyAsync(async () => (await Batch.JobsOfRunAsync(cluster, system.RunId)).Count == 0, TimeSpan.FromSeconds(10)),
             "the bad input left a Job in the cluster");
-        var id = await system.IssueBatchJobAsync("true", Batch.Job("after-bad-input"));
+        var id = await system.IssueBatchJobAsync("true", TestJobs.Job("after-bad-input"));
         var info = await Batch.NextAsync(system);
         Assert.Equal((id, 0, BatchJobExitReason.Finished), (info.JobId, info.ExitStatus, info.ExitReason));
         Assert.Empty(await system.GetIssuedBatchJobIdsAsync());

@@ -23,27 +23,14 @@ public sealed class EachObjectKindAttribute : DataAttribute
 /// <summary>Creates batch systems against the test cluster and cleans up after them.</summary>
 internal static class Batch
 {
-    /// <summary>
-    /// Toil's default test job (100 MB, 1000 bytes of disk) with a tenth of a core instead of one: the local node has two
-    /// cores, so two of Toil's 1-core jobs could only run at once while no other pod on the node asked for any CPU, and
-    /// whether they did would depend on what else runs there.
-    /// </summary>
-    public static JobDescription Job(string name = "test", double cores = 0.1, long memory = 100_000_000, long disk = 1000) =>
-        new(name, cores, memory, disk);
-
     /// <summary>Options for the cluster under test, with Toil's test maxima (2 cores, 1e9 bytes, 2001 bytes of disk).</summary>
     public static KubernetesBatchSystemOptions Options(LocalClusterFixture cluster, Func<KubernetesBatchSystemOptions, KubernetesBatchSystemOptions>? change = null)
     {
-        var options = new KubernetesBatchSystemOptions
+        var options = TestJobs.WithToilMaxima(new KubernetesBatchSystemOptions
         {
             Kubeconfig = cluster.KubeconfigPath,
             Namespace = cluster.Namespace,
-            MaxCores = 2,
-            MaxMemory = 1_000_000_000,
-            MaxDisk = 2001,
-            // The small local node: Toil's 512 MiB overhead per pod would let only a few test pods fit at once.
-            ResourceOverhead = 16L * 1024 * 1024,
-        };
+        });
         return change is null ? options : change(options);
     }
 
@@ -57,7 +44,7 @@ internal static class Batch
         LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information).AddProvider(new TestOutputLoggerProvider(output)));
 
     /// <summary>Waits for a result, failing the test when none comes in time.</summary>
-    public static async Task<UpdatedBatchJobInfo> NextAsync(KubernetesBatchSystem system, TimeSpan? timeout = null)
+    public static async Task<UpdatedBatchJobInfo> NextAsync(IBatchSystem system, TimeSpan? timeout = null)
     {
         var result = await system.GetUpdatedBatchJobAsync(timeout ?? TimeSpan.FromSeconds(180));
         Assert.NotNull(result);
@@ -89,10 +76,10 @@ internal static class Batch
         [.. (await ObjectsOfRunAsync(cluster, runId, kind)).Where(o => o.DeletionTimestamp is null)];
 
     /// <summary>Deletes what a job runs as, as someone other than the batch system would: its Job, or its bare pod.</summary>
-    public static Task DeleteFromOutsideAsync(LocalClusterFixture cluster, V1ObjectMeta job, KubernetesObjectKind kind) =>
+    public static Task DeleteFromOutsideAsync(LocalClusterFixture cluster, string name, KubernetesObjectKind kind) =>
         kind == KubernetesObjectKind.Pod
-            ? cluster.Client.CoreV1.DeleteNamespacedPodAsync(job.Name, cluster.Namespace)
-            : cluster.Client.BatchV1.DeleteNamespacedJobAsync(job.Name, cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" });
+            ? cluster.Client.CoreV1.DeleteNamespacedPodAsync(name, cluster.Namespace)
+            : cluster.Client.BatchV1.DeleteNamespacedJobAsync(name, cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" });
 
     /// <summary>Waits until a condition holds, polling; false when it did not within the timeout.</summary>
     public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)

@@ -14,7 +14,7 @@ public sealed class FailureLogTests(LocalClusterFixture cluster, ITestOutputHelp
             Batch.Options(cluster), Batch.Logging(output), TimeProvider.System, observer: null, innerHandlers: [held]);
         try
         {
-            var id = await system.IssueBatchJobAsync("echo about to fail; exit 3", Batch.Job("fails"));
+            var id = await system.IssueBatchJobAsync("echo about to fail; exit 3", TestJobs.Job("fails"));
 
             // The job has ended in the batch system once its log is asked for; the answer is held back.
             await held.Asked.WaitAsync(TimeSpan.FromMinutes(3));

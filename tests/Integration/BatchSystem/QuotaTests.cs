@@ -25,7 +25,7 @@ public sealed class QuotaTests(LocalClusterFixture cluster, ITestOutputHelper ou
             var issued = new List<int>();
             for (var i = 0; i < 20; i++)
             {
-                issued.Add(await system.IssueBatchJobAsync("sleep 1", Batch.Job($"quota-{i}")));
+                issued.Add(await system.IssueBatchJobAsync("sleep 1", TestJobs.Job($"quota-{i}")));
             }
 
             // Every job is issued while the quota holds most of them back; none is lost from sight.
@@ -78,7 +78,7 @@ public sealed class QuotaTests(LocalClusterFixture cluster, ITestOutputHelper ou
         quota ??= await QuotaAsync("little-memory", new() { ["limits.memory"] = "32Mi" });
         try
         {
-            var id = await system.IssueBatchJobAsync("true", Batch.Job("too-big", memory: 64L * 1024 * 1024));
+            var id = await system.IssueBatchJobAsync("true", TestJobs.Job("too-big", memory: 64L * 1024 * 1024));
             var info = await Batch.NextAsync(system, TimeSpan.FromSeconds(60));
             output.WriteLine($"job {info.JobId}: {info.ExitReason}: {info.Message}");
 

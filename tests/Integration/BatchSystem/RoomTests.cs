@@ -32,7 +32,7 @@ public sealed class RoomTests(LocalClusterFixture cluster, ITestOutputHelper out
             var issued = new List<int>();
             for (var i = 0; i < 3; i++)
             {
-                issued.Add(await system.IssueBatchJobAsync("sleep 8", Batch.Job($"room-{i}", cores: cores)));
+                issued.Add(await system.IssueBatchJobAsync("sleep 8", TestJobs.Job($"room-{i}", cores: cores)));
             }
 
             var seen = new List<UpdatedBatchJobInfo>();

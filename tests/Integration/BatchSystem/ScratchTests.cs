@@ -39,7 +39,7 @@ public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper 
     [Fact]
     public async Task A_job_in_an_image_without_var_tmp_makes_and_uses_a_temporary_directory()
     {
-        var info = await RunAsync(MakeAndUseTemporaryDirectory, Batch.Job("minimal") with { Image = MinimalImage });
+        var info = await RunAsync(MakeAndUseTemporaryDirectory, TestJobs.Job("minimal") with { Image = MinimalImage });
         Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
     }
 
@@ -47,7 +47,7 @@ public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper 
     public async Task A_job_running_as_an_unprivileged_user_can_write_its_temporary_directory()
     {
         var info = await RunAsync(
-            $"[ \"$(id -u)\" = 65534 ] && {MakeAndUseTemporaryDirectory}", Batch.Job("minimal-nobody") with { Image = MinimalImage }, o => o with { RunAsUser = 65534 });
+            $"[ \"$(id -u)\" = 65534 ] && {MakeAndUseTemporaryDirectory}", TestJobs.Job("minimal-nobody") with { Image = MinimalImage }, o => o with { RunAsUser = 65534 });
         Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
     }
 
@@ -61,7 +61,7 @@ public sealed class ScratchTests(LocalClusterFixture cluster, ITestOutputHelper 
             var input = Path.Combine(shared.FullName, "in");
             await File.WriteAllTextAsync(input, "from the leader\n");
             var result = Path.Combine(shared.FullName, "out");
-            var info = await RunAsync($"tr a-z A-Z < {input} > {result}", Batch.Job("shared"), o => o with { SharedPaths = [shared.FullName] });
+            var info = await RunAsync($"tr a-z A-Z < {input} > {result}", TestJobs.Job("shared"), o => o with { SharedPaths = [shared.FullName] });
             Assert.Equal((0, BatchJobExitReason.Finished), (info.ExitStatus, info.ExitReason));
             Assert.Equal("FROM THE LEADER\n", await File.ReadAllTextAsync(result));
         }
@@ -79,7 +79,7 @@ public sealed class ScratchManifestTests
 
     private static JobManifest Manifest(KubernetesBatchSystemOptions options)
     {
-        var job = Batch.Job("scratch", disk: 3_000_000);
+        var job = TestJobs.Job("scratch", disk: 3_000_000);
         var settings = Jobs.Settings("tester", "scratch-run", options.Image, Overhead, options.MaxCores, options.MaxMemory, options.MaxDisk);
         var prepared = Jobs.Prepare(
             settings, 1, job.Name, "true", job.Image, job.Cores, job.Memory, job.Disk, null, null, null, null, null, job.Preemptible, [], null);

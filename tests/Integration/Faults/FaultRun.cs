@@ -123,7 +123,7 @@ internal sealed class FaultRun
     public async Task<IReadOnlyList<int>> IssueAsync(int shortJobs, int sleepers = 0, int longer = 0, int longerSeconds = 20)
     {
         var issued = new List<int>();
-        var job = Batch.Job("fault", cores: 0.001, memory: 4 * 1024 * 1024);
+        var job = TestJobs.Job("fault", cores: 0.001, memory: 4 * 1024 * 1024);
         for (var i = 0; i < sleepers; i++)
         {
             var id = await System.IssueBatchJobAsync("sleep 600", job with { Name = "sleeper" });

@@ -334,7 +334,7 @@ public sealed class FaultTests(LocalClusterFixture cluster, ITestOutputHelper ou
             // The job holds on until the node is full, so its end (and the node's cleanup) comes while it is. It asks for
             // 1m of CPU: what its end gives back is less than the cleanup pod's 10m, so the node stays full for that.
             var id = await system.IssueBatchJobAsync(
-                "touch /var/lib/hybridbatch/started && while [ ! -e /var/lib/hybridbatch/go ]; do sleep 0.2; done", Batch.Job("last", cores: 0.001));
+                "touch /var/lib/hybridbatch/started && while [ ! -e /var/lib/hybridbatch/go ]; do sleep 0.2; done", TestJobs.Job("last", cores: 0.001));
             Assert.True(await Batch.EventuallyAsync(() => Task.FromResult(File.Exists(Path.Combine(runDirectory, "started"))), TimeSpan.FromSeconds(120)));
             var node = (await cluster.Client.CoreV1.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"hybridbatch.io/run={system.RunId}")).Items.Single().Spec.NodeName;
 

@@ -20,7 +20,7 @@ public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHe
         var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster, change), Batch.Logging(output));
         try
         {
-            var id = await system.IssueBatchJobAsync(command, Batch.Job("security"));
+            var id = await system.IssueBatchJobAsync(command, TestJobs.Job("security"));
             if (inspect is not null)
             {
                 Assert.True(await Batch.EventuallyAsync(async () => (await Batch.JobsOfRunAsync(cluster, system.RunId)).Count == 1, TimeSpan.FromSeconds(30)));
@@ -90,7 +90,7 @@ public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHe
         var system = await KubernetesBatchSystem.CreateAsync(Batch.Options(cluster), Batch.Logging(output));
         try
         {
-            var id = await system.IssueBatchJobAsync(command, Batch.Job("argv"));
+            var id = await system.IssueBatchJobAsync(command, TestJobs.Job("argv"));
             Assert.True(await Batch.EventuallyAsync(async () => (await Batch.JobsOfRunAsync(cluster, system.RunId)).Count == 1, TimeSpan.FromSeconds(30)));
             var job = Assert.Single(await Batch.JobsOfRunAsync(cluster, system.RunId));
             Assert.Equal(["/bin/sh", "-c", command], job.Spec.Template.Spec.Containers[0].Command);
@@ -127,7 +127,7 @@ public sealed class SafeDefaultsTests(LocalClusterFixture cluster, ITestOutputHe
             var ids = new List<int>();
             foreach (var command in new[] { "true", "exit 2", "echo \"$HOME\"; exit 5", "true", "cat /nonexistent" })
             {
-                ids.Add(await system.IssueBatchJobAsync(command, Batch.Job("secret-check")));
+                ids.Add(await system.IssueBatchJobAsync(command, TestJobs.Job("secret-check")));
             }
 
             for (var i = 0; i < ids.Count; i++)
