@@ -51,18 +51,10 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
     public async Task A_new_console_project_runs_the_READMEs_program_from_the_package_against_the_cluster()
     {
         var project = feed.NewFolder("consumer");
-        // The folder feed, beside the machine's own sources (~/.nuget/NuGet/NuGet.Config) for the dependencies.
-        await File.WriteAllTextAsync(Path.Combine(project, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <add key="hybridbatch-packed" value="{feed.Feed}" />
-              </packageSources>
-            </configuration>
-            """);
+        await File.WriteAllTextAsync(Path.Combine(project, "nuget.config"), FeedConfig());
         await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "new", "console", "--name", "Consumer", "--output", ".", "--no-restore");
         await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "add", "package", PackagedFeed.LibraryId, "--version", feed.Version);
-        await File.WriteAllTextAsync(Path.Combine(project, "Program.cs"), ReadmeProgram());
+        await File.WriteAllTextAsync(Path.Combine(project, "Program.cs"), ReadmeCode("## The library"));
 
         var run = await ChildProcess.RunAsync(
             "dotnet", ["run", "--", "--kubeconfig", cluster.KubeconfigPath, "--namespace", cluster.Namespace], project, RunTimeout, output.WriteLine);
@@ -70,6 +62,76 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("job 1: exit status 0, Finished", run.Output, StringComparison.Ordinal);
         Assert.DoesNotContain(File.ReadAllText(Path.Combine(project, "Consumer.csproj")), "ProjectReference", StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_testing_package_carries_the_simulation_model_and_depends_on_exactly_this_HybridBatch()
+    {
+        using var package = ZipFile.OpenRead(feed.Package(PackagedFeed.TestingId));
+        Assert.Superset(
+            new HashSet<string>
+            {
+                "README.md", "lib/net10.0/HybridBatch.Testing.dll", "lib/net10.0/HybridBatch.Testing.xml",
+                "lib/net10.0/HybridBatch.Testing.Simulation.dll", "lib/net10.0/HybridBatch.Testing.Simulation.xml",
+            },
+            package.Entries.Select(e => e.FullName).ToHashSet());
+        var dependencies = Nuspec(package).Descendants().Where(e => e.Name.LocalName == "dependency")
+            .ToDictionary(e => (string)e.Attribute("id")!, e => (string)e.Attribute("version")!);
+        // It runs HybridBatch's internal runtime: any other HybridBatch version could differ there.
+        Assert.Equal($"[{feed.Version}]", dependencies[PackagedFeed.LibraryId]);
+        Assert.Contains("FsCheck", dependencies.Keys);
+        Assert.DoesNotContain("HybridBatch.Testing.Simulation", dependencies.Keys);
+    }
+
+    [Fact]
+    public async Task A_new_project_runs_the_READMEs_simulated_cluster_example_from_the_package_with_no_cluster()
+    {
+        var project = feed.NewFolder("engine-tests");
+        await File.WriteAllTextAsync(Path.Combine(project, "nuget.config"), FeedConfig());
+        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "new", "console", "--name", "EngineTests", "--output", ".", "--no-restore");
+        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "add", "package", PackagedFeed.TestingId, "--version", feed.Version);
+        // The README's example as a consumer pastes it, around an engine that runs 10,000 jobs and collects each.
+        await File.WriteAllTextAsync(Path.Combine(project, "Program.cs"), $$"""
+            using HybridBatch;
+            using HybridBatch.Testing;
+
+            var myEngine = new Engine();
+            {{ReadmeCode("## Testing an engine without a cluster")}}
+
+            sealed class Engine
+            {
+                public async Task RunAsync(IBatchSystem batch)
+                {
+                    for (var i = 0; i < 10_000; i++)
+                    {
+                        await batch.IssueBatchJobAsync("true", new JobDescription("job", 1, 1L << 30, 1L << 30));
+                    }
+
+                    var collected = new HashSet<int>();
+                    var reasons = new Dictionary<BatchJobExitReason, int>();
+                    while ((await batch.GetIssuedBatchJobIdsAsync()).Count > 0)
+                    {
+                        if (await batch.GetUpdatedBatchJobAsync(TimeSpan.FromHours(1)) is { } result)
+                        {
+                            if (!collected.Add(result.JobId)) throw new InvalidOperationException($"job {result.JobId} came back twice");
+                            reasons[result.ExitReason] = reasons.GetValueOrDefault(result.ExitReason) + 1;
+                        }
+                    }
+
+                    Console.WriteLine($"collected {collected.Count} jobs once each: " + string.Join(", ", reasons.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}")));
+                }
+            }
+            """);
+
+        // No kubeconfig anywhere and no cluster needed: nothing in the example may reach for one.
+        var run = await ChildProcess.RunAsync("dotnet", ["run"], project, RunTimeout, output.WriteLine);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var summary = CollectedLine().Match(run.Output);
+        Assert.True(summary.Success, run.Output);
+        Assert.Equal("10000", summary.Groups["count"].Value);
+        Assert.Matches(@"Failed [1-9]\d*", summary.Value);
+        Assert.Matches(@"Lost [1-9]\d*", summary.Value);
     }
 
     [Fact]
@@ -192,13 +254,24 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
         Assert.DoesNotContain("Exception", run.Output + run.Errors, StringComparison.Ordinal);
     }
 
-    // The first C# block of the README's library section, as a user would copy it.
-    private string ReadmeProgram()
+    // The folder feed, beside the machine's own sources (~/.nuget/NuGet/NuGet.Config) for the dependencies.
+    private string FeedConfig() => $"""
+        <?xml version="1.0" encoding="utf-8"?>
+        <configuration>
+          <packageSources>
+            <add key="hybridbatch-packed" value="{feed.Feed}" />
+          </packageSources>
+        </configuration>
+        """;
+
+    // The first C# block of a section of the README, as a user would copy it.
+    private string ReadmeCode(string heading)
     {
         var readme = File.ReadAllText(Path.Combine(feed.RepositoryRoot, "README.md"));
-        var section = readme[readme.IndexOf("## The library", StringComparison.Ordinal)..];
-        var block = ReadmeCode().Match(section);
-        Assert.True(block.Success, "the README's library section has no ```csharp block");
+        var start = readme.IndexOf(heading, StringComparison.Ordinal);
+        Assert.True(start >= 0, $"the README has no section '{heading}'");
+        var block = CSharpBlock().Match(readme[start..]);
+        Assert.True(block.Success, $"the README's section '{heading}' has no ```csharp block");
         return block.Groups["code"].Value;
     }
 
@@ -217,5 +290,8 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
     private static partial Regex ProgressLine();
 
     [GeneratedRegex(@"```csharp\n(?<code>.*?)```", RegexOptions.Singleline)]
-    private static partial Regex ReadmeCode();
+    private static partial Regex CSharpBlock();
+
+    [GeneratedRegex(@"collected (?<count>\d+) jobs once each: .*")]
+    private static partial Regex CollectedLine();
 }

@@ -7,7 +7,7 @@ using Xunit.Sdk;
 namespace HybridBatch.Integration.Packaging;
 
 /// <summary>
-/// The library and the tool packed once from this build into a folder feed, as <c>dotnet pack</c> makes them for a
+/// The library, the simulated cluster's package and the tool packed once from this build into a folder feed, as <c>dotnet pack</c> makes them for a
 /// user, and the tool installed from that feed into a tool path. Packing reuses the build the tests run from (no
 /// rebuild) and gives the packages a version no other run uses, so NuGet's global packages folder never serves a
 /// stale copy; that version's copies there, the feed and the tool are removed afterwards.
@@ -17,6 +17,9 @@ public sealed class PackagedFeed(IMessageSink diagnostics) : IAsyncLifetime
 {
     /// <summary>The library's package id.</summary>
     public const string LibraryId = "HybridBatch";
+
+    /// <summary>The simulated cluster's package id.</summary>
+    public const string TestingId = "HybridBatch.Testing";
 
     /// <summary>The tool's package id (ids compare case-insensitively, so it cannot be the command's name).</summary>
     public const string ToolId = "HybridBatch.Cli";
@@ -55,6 +58,7 @@ public sealed class PackagedFeed(IMessageSink diagnostics) : IAsyncLifetime
         var configuration = typeof(PackagedFeed).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
         var src = Path.Combine(RepositoryRoot, "src");
         await DotnetAsync("pack", Path.Combine(src, "Shell.Cs", "Shell.Cs.csproj"), "-c", configuration, "--no-build", "-o", Feed, $"-p:Version={Version}");
+        await DotnetAsync("pack", Path.Combine(src, "Testing.Cs", "Testing.Cs.csproj"), "-c", configuration, "--no-build", "-o", Feed, $"-p:Version={Version}");
         // The tool is packed from a publish of the build; a publish folder of its own keeps stale files out.
         await DotnetAsync("pack", Path.Combine(src, "Daemon.Cs", "Daemon.Cs.csproj"), "-c", configuration, "--no-build", "-o", Feed, $"-p:Version={Version}",
             $"-p:PublishDir={Path.Combine(_root.FullName, "publish")}/");
@@ -68,7 +72,7 @@ public sealed class PackagedFeed(IMessageSink diagnostics) : IAsyncLifetime
         var globalPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } configured
             ? configured
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        foreach (var id in new[] { LibraryId, ToolId })
+        foreach (var id in new[] { LibraryId, TestingId, ToolId })
         {
             var copy = new DirectoryInfo(Path.Combine(globalPackages, id.ToLowerInvariant(), Version));
             if (copy.Exists)
