@@ -10,6 +10,15 @@ namespace HybridBatch.Simulation.Tests;
 /// The simulated cluster under the contract suites: one node the size of the local cluster's, each of the suites'
 /// <see cref="Commands"/> scripted as the pod behaviour it stands for, time virtual.
 /// </summary>
+/// <remarks>
+/// The contract tests that stay in tests/Integration, and why the simulated cluster cannot run them:
+/// <list type="bullet">
+/// <item>the run's work directory removed from a node: the simulated cluster counts node cleanups, it has no disks;</item>
+/// <item>admission refusing a pod (a LimitRange): the simulated API refuses creates only as 429, 503 or a quota's 403;</item>
+/// <item>an evicted Job's pod run again by the Job controller: jobs run as bare pods, there is no Job controller;</item>
+/// <item>an unreachable cluster or a bad kubeconfig: the simulated cluster is an object, never reached over a network.</item>
+/// </list>
+/// </remarks>
 /// <param name="output">The test's output.</param>
 internal sealed partial class SimulatedUnderTest(ITestOutputHelper output) : IClusterUnderTest
 {
