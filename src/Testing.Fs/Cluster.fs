@@ -174,7 +174,15 @@ type World =
       used: Map<string, Needs>
       pods: Map<string, SimPod>
       /// Pending pods by creation order.
-      pending: Set<int64 * string>
+      pending: Map<int64, SimPod>
+      /// Room was freed on a node (or a node added) since the scheduler's last pass: the pending pods it found no node
+      /// for may fit now. Until then a pass looks at new pods only.
+      roomFreed: bool
+      /// At most what the least demanding pending pod asks for, kind by kind: while no node has that much room, no
+      /// pending pod fits.
+      pendingLeast: Needs
+      /// Pods from this creation order on were not looked at by the scheduler yet.
+      unlookedFrom: int64
       nextSeq: int64
       /// What is due, by (time, order of scheduling).
       due: Map<Millis * int64, Happening>
@@ -198,6 +206,20 @@ module Cluster =
           memory = 0L
           disk = 0L
           gpus = 0L }
+
+    /// Above any pod's needs: the least demand of no pods at all.
+    let private noLeast =
+        { millicores = Int64.MaxValue
+          memory = Int64.MaxValue
+          disk = Int64.MaxValue
+          gpus = Int64.MaxValue }
+
+    /// The lesser of two demands, kind by kind.
+    let private least (a: Needs) (b: Needs) =
+        { millicores = min a.millicores b.millicores
+          memory = min a.memory b.memory
+          disk = min a.disk b.disk
+          gpus = min a.gpus b.gpus }
 
     let private plus (a: Needs) (b: Needs) sign =
         { millicores = a.millicores + sign * b.millicores
@@ -246,7 +268,10 @@ module Cluster =
                   lost = Set.empty
                   used = Map.empty
                   pods = Map.empty
-                  pending = Set.empty
+                  pending = Map.empty
+                  roomFreed = false
+                  pendingLeast = noLeast
+                  unlookedFrom = 0L
                   nextSeq = 0L
                   due = Map.empty
                   nextDue = 0L
@@ -266,7 +291,8 @@ module Cluster =
                 Ok
                     { world with
                         nodes = world.nodes.Add(node.name, node)
-                        used = world.used.Add(node.name, noNeeds) })
+                        used = world.used.Add(node.name, noNeeds)
+                        roomFreed = true })
 
     let private schedule (at: Millis) (happening: Happening) (world: World) =
         { world with
@@ -388,22 +414,30 @@ module Cluster =
 
             world.used |> release |> take
 
-        let pending =
-            match pod.state with
-            | PodState.Pending _ -> world.pending.Add(pod.seq, pod.name)
-            | _ -> world.pending.Remove(pod.seq, pod.name)
+        let pending, pendingLeast =
+            match pod.state, before with
+            | PodState.Pending _, _ -> world.pending.Add(pod.seq, pod), least world.pendingLeast pod.needs
+            | _, Some { state = PodState.Pending _ } -> world.pending.Remove pod.seq, world.pendingLeast
+            | _ -> world.pending, world.pendingLeast
+
+        let freed =
+            match before with
+            | Some b when holds b.state -> not (holds pod.state && nodeOf pod.state = nodeOf b.state)
+            | _ -> false
 
         { world with
             pods = world.pods.Add(pod.name, pod)
             used = used
-            pending = pending }
+            pending = pending
+            pendingLeast = pendingLeast
+            roomFreed = world.roomFreed || freed }
 
     let private removePod (pod: SimPod) (world: World) =
         let world = store { pod with state = PodState.Ended("", 0, "", 0L, 0L) } world
 
         { world with
             pods = world.pods.Remove pod.name
-            pending = world.pending.Remove(pod.seq, pod.name) }
+            pending = world.pending.Remove pod.seq }
 
     /// Deletes a pod: the watch sees it being deleted (with `reason`), then gone.
     let private delete (at: Millis) (reason: string option) (pod: SimPod) (world: World) =
@@ -459,16 +493,14 @@ module Cluster =
             |> List.sumBy (fun p ->
                 if p.preference.matchExpressions |> List.forall (matches labels) then p.weight else 0)
 
-    /// Why a node does not take a pod now, or None when it does.
-    let private refusal (world: World) (pod: SimPod) (node: NodeSpec) =
-        let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
-
+    /// Why a node with `free` room left does not take a pod now, or None when it does.
+    let private refusal (free: Needs) (pod: SimPod) (node: NodeSpec) =
         if not (admits pod.placement node.labels) then Some "didn't match Pod's node affinity/selector"
         elif not (toleratesAll pod.placement node.taints) then Some "had untolerated taint"
-        elif used.millicores + pod.needs.millicores > node.millicores then Some "Insufficient cpu"
-        elif used.memory + pod.needs.memory > node.memory then Some "Insufficient memory"
-        elif used.disk + pod.needs.disk > node.disk then Some "Insufficient ephemeral-storage"
-        elif used.gpus + pod.needs.gpus > node.gpus then Some "Insufficient gpu"
+        elif pod.needs.millicores > free.millicores then Some "Insufficient cpu"
+        elif pod.needs.memory > free.memory then Some "Insufficient memory"
+        elif pod.needs.disk > free.disk then Some "Insufficient ephemeral-storage"
+        elif pod.needs.gpus > free.gpus then Some "Insufficient gpu"
         else None
 
     let private startAt (world: World) (pod: SimPod) (at: Millis) =
@@ -484,63 +516,128 @@ module Cluster =
         && needs.disk <= free.disk
         && needs.gpus <= free.gpus
 
+    let private freeOf (world: World) (node: NodeSpec) =
+        let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
+
+        { millicores = node.millicores - used.millicores
+          memory = node.memory - used.memory
+          disk = node.disk - used.disk
+          gpus = node.gpus - used.gpus }
+
+    /// The most room of each kind any one node has: a pod that asks for more of one kind fits on no node.
+    let private mostFree (free: Needs array) =
+        free
+        |> Array.fold
+            (fun (most: Needs) f ->
+                { millicores = max most.millicores f.millicores
+                  memory = max most.memory f.memory
+                  disk = max most.disk f.disk
+                  gpus = max most.gpus f.gpus })
+            { millicores = Int64.MinValue
+              memory = Int64.MinValue
+              disk = Int64.MinValue
+              gpus = Int64.MinValue }
+
+    /// Looks at one pending pod in a scheduler's pass, nodes having `free` room left (`most` at most): places it on
+    /// the node that admits it and it prefers most (ties drawn from the seed), taking the room from `free`, or tells it
+    /// why no node takes it, once. True when placed.
+    let private consider (at: Millis) (nodes: NodeSpec array) (free: Needs array) (most: Needs) (world: World) (pod: SimPod) =
+        let mutable fits = []
+
+        if hasRoom most pod.needs then
+            for i = nodes.Length - 1 downto 0 do
+                if (refusal free[i] pod nodes[i]).IsNone then
+                    fits <- i :: fits
+
+        match fits, pod.state with
+        // Told once; it is told again only by a pass that finds it a node.
+        | [], PodState.Pending(Some _) -> world, [], false
+        | [], _ ->
+            let why =
+                Array.map2 (fun f node -> refusal f pod node) free nodes
+                |> Array.choose id
+                |> Array.countBy id
+                |> Array.map (fun (why, n) -> $"{n} {why}")
+                |> fun reasons ->
+                    let listed = String.Join(", ", reasons)
+                    $"0/{nodes.Length} nodes are available: {listed}."
+
+            let pod = { pod with state = PodState.Pending(Some why) }
+            let world = store pod world
+            world, seen world at pod false None, false
+        | fits, _ ->
+            let best = fits |> List.map (fun i -> preference pod.placement nodes[i].labels) |> List.max
+            let top = fits |> List.filter (fun i -> preference pod.placement nodes[i].labels = best)
+            let value, rng = draw world.rng
+            let chosen = top[int (value % uint64 top.Length)]
+            free[chosen] <- plus free[chosen] pod.needs -1L
+            let pod = { pod with state = PodState.Starting nodes[chosen].name }
+            let starts, world = startAt { world with rng = rng } pod at
+            let world = store pod world |> schedule starts (Happening.Start pod.name)
+            world, seen world at pod false None, true
+
     /// Places pending pods, oldest first, each on the node that admits it and it prefers most (ties drawn from the
-    /// seed); a pod no node takes is told why, once. (The room left on each node is worked out once a pass, so that a
-    /// pod no node has room for costs a few comparisons.)
+    /// seed); a pod no node takes is told why, once. A pod told so cannot fit before room is freed on a node (room only
+    /// shrinks until then), so a pass looks at the pods told so only after that, and only while some node has the room
+    /// the least demanding pending pod asks for; new pods it always looks at. A fan-out larger than the cluster thus
+    /// costs a few comparisons a pass, not a look at every pending pod.
     let private scheduleAll (at: Millis) (world: World) : World * Delivery list =
-        if world.pending.IsEmpty then
-            world, []
+        let fresh = world.unlookedFrom < world.nextSeq
+
+        if world.pending.IsEmpty || not (world.roomFreed || fresh) then
+            (if world.roomFreed || fresh then
+                 { world with
+                     roomFreed = false
+                     unlookedFrom = world.nextSeq
+                     pendingLeast = if world.pending.IsEmpty then noLeast else world.pendingLeast }
+             else
+                 world),
+            []
         else
             let nodes = world.nodes |> Seq.map (fun kv -> kv.Value) |> Array.ofSeq
+            let free = nodes |> Array.map (freeOf world)
+            let mutable most = mostFree free
+            let mutable world = world
+            let mutable told = []
 
-            let free =
-                nodes
-                |> Array.map (fun node ->
-                    let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
+            if world.roomFreed && hasRoom most world.pendingLeast then
+                // Oldest first, until no node has room for the least demanding pending pod.
+                let mutable remaining = noLeast
+                let mutable complete = true
+                use pods = (world.pending.Values :> seq<SimPod>).GetEnumerator()
 
-                    { millicores = node.millicores - used.millicores
-                      memory = node.memory - used.memory
-                      disk = node.disk - used.disk
-                      gpus = node.gpus - used.gpus })
+                while complete && pods.MoveNext() do
+                    let pod = pods.Current
+                    let next, delivered, placed = consider at nodes free most world pod
+                    world <- next
+                    told <- List.rev delivered @ told
 
-            world.pending
-            |> List.ofSeq
-            |> List.fold
-                (fun (world: World, deliveries) (_, name) ->
-                    let pod = world.pods[name]
+                    if placed then
+                        most <- mostFree free
+                        complete <- hasRoom most world.pendingLeast
+                    else
+                        remaining <- least remaining pod.needs
 
-                    let fits =
-                        [ for i in 0 .. nodes.Length - 1 do
-                              if hasRoom free[i] pod.needs && (refusal world pod nodes[i]).IsNone then
-                                  yield i ]
+                if complete then
+                    world <- { world with pendingLeast = remaining }
 
-                    match fits, pod.state with
-                    // Told once; it is told again only by a pass that finds it a node.
-                    | [], PodState.Pending(Some _) -> world, deliveries
-                    | [], _ ->
-                        let why =
-                            nodes
-                            |> Seq.choose (refusal world pod)
-                            |> Seq.countBy id
-                            |> Seq.map (fun (why, n) -> $"{n} {why}")
-                            |> fun reasons ->
-                                let listed = String.Join(", ", reasons)
-                                $"0/{nodes.Length} nodes are available: {listed}."
+            // Pods created since the last pass, unless the pass above looked at them.
+            for order in world.unlookedFrom .. world.nextSeq - 1L do
+                match world.pending.TryFind order with
+                | Some({ state = PodState.Pending None } as pod) ->
+                    let next, delivered, placed = consider at nodes free most world pod
+                    world <- next
+                    told <- List.rev delivered @ told
 
-                        let pod = { pod with state = PodState.Pending(Some why) }
-                        store pod world, deliveries @ seen world at pod false None
-                    | fits, _ ->
-                        let best = fits |> List.map (fun i -> preference pod.placement nodes[i].labels) |> List.max
-                        let top = fits |> List.filter (fun i -> preference pod.placement nodes[i].labels = best)
-                        let value, rng = draw world.rng
-                        let chosen = top[int (value % uint64 top.Length)]
-                        free[chosen] <- plus free[chosen] pod.needs -1L
-                        let world = { world with rng = rng }
-                        let pod = { pod with state = PodState.Starting nodes[chosen].name }
-                        let starts, world = startAt world pod at
-                        let world = store pod world |> schedule starts (Happening.Start pod.name)
-                        world, deliveries @ seen world at pod false None)
-                (world, [])
+                    if placed then
+                        most <- mostFree free
+                | Some _
+                | None -> ()
+
+            { world with
+                roomFreed = false
+                unlookedFrom = world.nextSeq },
+            List.rev told
 
     let private amount (resources: Map<string, string>) (name: string) (scale: bigint) =
         match resources.TryFind name |> Option.map Quantity.parse with
