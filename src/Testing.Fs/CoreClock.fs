@@ -17,7 +17,8 @@ module CoreClock =
         let roomHeld = not model.nodes.IsEmpty
 
         let earliest =
-            model.stuck
+            // While the run holds room, the jobs that wait for room do not time out: only the others can.
+            (if roomHeld then model.expiring else model.stuck)
             |> Set.fold
                 (fun earliest id ->
                     match model.jobs.TryFind id with
