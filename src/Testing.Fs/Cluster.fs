@@ -493,15 +493,25 @@ module Cluster =
             |> List.sumBy (fun p ->
                 if p.preference.matchExpressions |> List.forall (matches labels) then p.weight else 0)
 
-    /// Why a node with `free` room left does not take a pod now, or None when it does.
+    /// Why a node refuses a pod, as the scheduler says it, by `refusal`'s number (0: it takes the pod).
+    let private refusals =
+        [| ""
+           "didn't match Pod's node affinity/selector"
+           "had untolerated taint"
+           "Insufficient cpu"
+           "Insufficient memory"
+           "Insufficient ephemeral-storage"
+           "Insufficient gpu" |]
+
+    /// Why a node with `free` room left does not take a pod now (its number in `refusals`), or 0 when it does.
     let private refusal (free: Needs) (pod: SimPod) (node: NodeSpec) =
-        if not (admits pod.placement node.labels) then Some "didn't match Pod's node affinity/selector"
-        elif not (toleratesAll pod.placement node.taints) then Some "had untolerated taint"
-        elif pod.needs.millicores > free.millicores then Some "Insufficient cpu"
-        elif pod.needs.memory > free.memory then Some "Insufficient memory"
-        elif pod.needs.disk > free.disk then Some "Insufficient ephemeral-storage"
-        elif pod.needs.gpus > free.gpus then Some "Insufficient gpu"
-        else None
+        if not (admits pod.placement node.labels) then 1
+        elif not (toleratesAll pod.placement node.taints) then 2
+        elif pod.needs.millicores > free.millicores then 3
+        elif pod.needs.memory > free.memory then 4
+        elif pod.needs.disk > free.disk then 5
+        elif pod.needs.gpus > free.gpus then 6
+        else 0
 
     let private startAt (world: World) (pod: SimPod) (at: Millis) =
         if world.config.startJitter = 0L then
@@ -546,21 +556,29 @@ module Cluster =
 
         if hasRoom most pod.needs then
             for i = nodes.Length - 1 downto 0 do
-                if (refusal free[i] pod nodes[i]).IsNone then
+                if refusal free[i] pod nodes[i] = 0 then
                     fits <- i :: fits
 
         match fits, pod.state with
         // Told once; it is told again only by a pass that finds it a node.
         | [], PodState.Pending(Some _) -> world, [], false
         | [], _ ->
+            // Each reason with how many nodes gave it, in the order the nodes first gave them.
+            let counts = Array.zeroCreate refusals.Length
+            let mutable order = []
+
+            for i = 0 to nodes.Length - 1 do
+                let why = refusal free[i] pod nodes[i]
+
+                if why <> 0 then
+                    if counts[why] = 0 then
+                        order <- why :: order
+
+                    counts[why] <- counts[why] + 1
+
             let why =
-                Array.map2 (fun f node -> refusal f pod node) free nodes
-                |> Array.choose id
-                |> Array.countBy id
-                |> Array.map (fun (why, n) -> $"{n} {why}")
-                |> fun reasons ->
-                    let listed = String.Join(", ", reasons)
-                    $"0/{nodes.Length} nodes are available: {listed}."
+                let listed = String.Join(", ", order |> List.rev |> List.map (fun why -> $"{counts[why]} {refusals[why]}"))
+                $"0/{nodes.Length} nodes are available: {listed}."
 
             let pod = { pod with state = PodState.Pending(Some why) }
             let world = store pod world
