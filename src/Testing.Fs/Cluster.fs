@@ -116,7 +116,8 @@ type PodState =
     /// Evicted by the kubelet: its container was stopped.
     | Evicted of node: string option
 
-/// What a pod asks a node for.
+/// What a pod asks a node for (or a node has left).
+[<Struct>]
 type Needs =
     { millicores: int64
       memory: int64
@@ -151,6 +152,10 @@ type Happening =
     /// The pod watches are back: each run lists its pods.
     | WatchBack
 
+/// When a happening is due: its moment, then the order it was scheduled in. (A record rather than a tuple: its
+/// comparison compares the numbers as they are, where a tuple's boxes them.)
+type DueAt = { at: Millis; order: int64 }
+
 /// An event for a run, as its pod watch (or its create call) would have told it.
 type Delivery = { run: string; event: Event }
 
@@ -168,6 +173,8 @@ type ClusterConfig =
 type World =
     { config: ClusterConfig
       nodes: Map<string, NodeSpec>
+      /// The nodes as `nodes` lists them (by name), for the scheduler's passes.
+      nodeList: NodeSpec array
       /// Nodes that were lost.
       lost: Set<string>
       /// What the pods on each node hold.
@@ -185,7 +192,7 @@ type World =
       unlookedFrom: int64
       nextSeq: int64
       /// What is due, by (time, order of scheduling).
-      due: Map<Millis * int64, Happening>
+      due: Map<DueAt, Happening>
       nextDue: int64
       rng: uint64
       /// Creates are refused so until then.
@@ -265,6 +272,7 @@ module Cluster =
             Ok
                 { config = config
                   nodes = Map.empty
+                  nodeList = [||]
                   lost = Set.empty
                   used = Map.empty
                   pods = Map.empty
@@ -288,20 +296,23 @@ module Cluster =
             if world.nodes.ContainsKey node.name || world.lost.Contains node.name then
                 Error(DuplicateNode node.name)
             else
+                let nodes = world.nodes.Add(node.name, node)
+
                 Ok
                     { world with
-                        nodes = world.nodes.Add(node.name, node)
+                        nodes = nodes
+                        nodeList = nodes.Values |> Array.ofSeq
                         used = world.used.Add(node.name, noNeeds)
                         roomFreed = true })
 
     let private schedule (at: Millis) (happening: Happening) (world: World) =
         { world with
-            due = world.due.Add((at, world.nextDue), happening)
+            due = world.due.Add({ at = at; order = world.nextDue }, happening)
             nextDue = world.nextDue + 1L }
 
     /// When the next happening is due, if any is.
     let nextDue (world: World) : Millis option =
-        if world.due.IsEmpty then None else Some(fst (fst (Map.minKeyValue world.due)))
+        if world.due.IsEmpty then None else Some (fst (Map.minKeyValue world.due)).at
 
     /// Schedules a fault at `at`; `now` is the simulation's now.
     let scheduleFault (at: Millis) (now: Millis) (fault: Fault) (world: World) : Result<World, SimulationError> =
@@ -527,7 +538,10 @@ module Cluster =
         && needs.gpus <= free.gpus
 
     let private freeOf (world: World) (node: NodeSpec) =
-        let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
+        let used =
+            match world.used.TryGetValue node.name with
+            | true, used -> used
+            | false, _ -> noNeeds
 
         { millicores = node.millicores - used.millicores
           memory = node.memory - used.memory
@@ -612,7 +626,7 @@ module Cluster =
                  world),
             []
         else
-            let nodes = world.nodes |> Seq.map (fun kv -> kv.Value) |> Array.ofSeq
+            let nodes = world.nodeList
             let free = nodes |> Array.map (freeOf world)
             let mutable most = mostFree free
             let mutable world = world
@@ -816,8 +830,11 @@ module Cluster =
         match fault with
         | Fault.LoseNode node ->
             let world =
+                let nodes = world.nodes.Remove node
+
                 { world with
-                    nodes = world.nodes.Remove node
+                    nodes = nodes
+                    nodeList = nodes.Values |> Array.ofSeq
                     used = world.used.Remove node
                     lost = world.lost.Add node }
 
@@ -916,7 +933,8 @@ module Cluster =
         if world.due.IsEmpty then
             None
         else
-            let ((dueAt, _) as key), happening = Map.minKeyValue world.due
+            let key, happening = Map.minKeyValue world.due
+            let dueAt = key.at
 
             if dueAt > at then
                 None
