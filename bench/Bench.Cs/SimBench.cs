@@ -55,13 +55,13 @@ internal static class SimBench
                 {
                     var run = await SimulateAsync(jobs, null).ConfigureAwait(false);
                     simulated.Add(run);
-                    Console.WriteLine($"  rep {rep + 1} simulated : {run.WallS:F3} s wall, {run.CpuS:F3} s CPU = {run.CpuS * 1e6 / jobs:F1} µs CPU a job, {run.VirtualS / 60:F1} virtual minutes, {run.Returned} returned, {run.Lost} lost");
+                    Console.WriteLine($"  rep {rep + 1} simulated : {run.WallS:F3} s wall, {run.CpuS:F3} s CPU = {run.CpuS * 1e6 / jobs:F1} µs CPU a job, {run.Bytes / jobs / 1024.0:F1} KiB allocated a job, {run.VirtualS / 60:F1} virtual minutes, {run.Returned} returned, {run.Lost} lost");
                 }
                 else
                 {
                     var run = Replay(cold.Model!, recorded);
                     core.Add(run);
-                    Console.WriteLine($"  rep {rep + 1} core alone: {run.WallS:F3} s wall, {run.CpuS:F3} s CPU = {run.CpuS * 1e6 / jobs:F1} µs CPU a job, {run.Returned} results");
+                    Console.WriteLine($"  rep {rep + 1} core alone: {run.WallS:F3} s wall, {run.CpuS:F3} s CPU = {run.CpuS * 1e6 / jobs:F1} µs CPU a job, {run.Bytes / jobs / 1024.0:F1} KiB allocated a job, {run.Returned} results");
                 }
             }
         }
@@ -92,6 +92,8 @@ internal static class SimBench
             ["baseline_cpu_s"] = Math.Round(baseline.CpuS, 3),
             ["baseline_cpu_us_per_job"] = Math.Round(baseline.CpuS * 1e6 / jobs, 1),
             ["cpu_ratio"] = Math.Round(sim.CpuS / baseline.CpuS, 2),
+            ["bytes_allocated_per_job"] = sim.Bytes / jobs,
+            ["baseline_bytes_allocated_per_job"] = baseline.Bytes / jobs,
             ["core_events"] = recorded.Count - collections,
             ["core_collections"] = collections,
             ["returned"] = sim.Returned,
@@ -106,7 +108,7 @@ internal static class SimBench
         };
     }
 
-    private sealed record Run(double WallS, double CpuS, double VirtualS, int Returned, int Lost, JobState.Model? Model = null);
+    private sealed record Run(double WallS, double CpuS, double VirtualS, int Returned, int Lost, long Bytes, JobState.Model? Model = null);
 
     private static Run Median(List<Run> runs) => runs.OrderBy(r => r.CpuS).ElementAt(runs.Count / 2);
 
@@ -126,6 +128,7 @@ internal static class SimBench
             system.Runtime.Journal = journal.Add;
         }
 
+        var bytes = GC.GetTotalAllocatedBytes(precise: true);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var wall = Stopwatch.StartNew();
         for (var i = 0; i < jobs; i++)
@@ -144,12 +147,13 @@ internal static class SimBench
         wall.Stop();
         var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
         system.Runtime.Journal = null;
-        return new(wall.Elapsed.TotalSeconds, used.TotalSeconds, (cluster.Now - Start).TotalSeconds, returned, lost, start);
+        return new(wall.Elapsed.TotalSeconds, used.TotalSeconds, (cluster.Now - Start).TotalSeconds, returned, lost, GC.GetTotalAllocatedBytes(precise: true) - bytes, start);
     }
 
     /// <summary>The recorded inputs through the core's transition function alone, from the model the run started from.</summary>
     private static Run Replay(JobState.Model start, List<JobState.Event?> inputs)
     {
+        var bytes = GC.GetTotalAllocatedBytes(precise: true);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var wall = Stopwatch.StartNew();
         var model = start;
@@ -175,6 +179,6 @@ internal static class SimBench
         wall.Stop();
         var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
         GC.KeepAlive(effects);
-        return new(wall.Elapsed.TotalSeconds, used.TotalSeconds, 0, results, 0);
+        return new(wall.Elapsed.TotalSeconds, used.TotalSeconds, 0, results, 0, GC.GetTotalAllocatedBytes(precise: true) - bytes);
     }
 }
