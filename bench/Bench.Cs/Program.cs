@@ -140,14 +140,32 @@ internal static class Program
                 {
                     // Several scenarios may run in one process: the real node is warmed up once for all of them.
                     var names = args.Skip(1).TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
-                    var scenarios = names.Select(n => (Name: n, Scenario: Scenario.Find(n))).ToList();
+                    var runId = Option(args, "--run-id") ?? DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+
+                    var simulated = names.Where(n => SimBench.TryParse(n, out _)).ToList();
+                    var scenarios = names.Except(simulated).Select(n => (Name: n, Scenario: Scenario.Find(n))).ToList();
                     if (scenarios.FirstOrDefault(s => s.Scenario is null) is { Name: { } unknown })
                     {
-                        Console.Error.WriteLine($"unknown scenario '{unknown}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N, the first two with -pod for pod mode");
+                        Console.Error.WriteLine($"unknown scenario '{unknown}': one of {string.Join(", ", Scenario.Full.Select(s => s.Name).Concat(SimBench.Names))}, or real-true-N, fakeK-sleep1-N, idle-fakeK-N, the first two with -pod for pod mode, sim-N (simulated: no cluster)");
                         return 2;
                     }
 
-                    var runId = Option(args, "--run-id") ?? DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+                    // The simulated scenarios need no cluster: they run first, on their own.
+                    foreach (var name in simulated)
+                    {
+                        SimBench.TryParse(name, out var jobs);
+                        var reps = Option(args, "--reps") is { } simReps ? int.Parse(simReps, CultureInfo.InvariantCulture) : 5;
+                        var result = await SimBench.RunAsync(name, jobs, reps).ConfigureAwait(false);
+                        Report.Append(results, runId, result);
+                        Console.WriteLine(result.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                    }
+
+                    if (scenarios.Count == 0)
+                    {
+                        Report.Latest(results);
+                        return 0;
+                    }
+
                     var cluster = new Cluster(repo);
                     var warmedRealNode = false;
                     foreach (var (name, found) in scenarios)
@@ -172,7 +190,7 @@ internal static class Program
 
             default:
                 Console.WriteLine("usage: HybridBatch.Bench micro | scenario NAME [--reps N] [--run-id ID] [--idle-seconds S] | report | fake-kubelet --nodes N | cleanup");
-                Console.WriteLine("scenarios: " + string.Join(", ", Scenario.Full.Select(s => s.Name)));
+                Console.WriteLine("scenarios: " + string.Join(", ", Scenario.Full.Select(s => s.Name).Concat(SimBench.Names)));
                 return command == "help" ? 0 : 2;
         }
     }

@@ -149,7 +149,7 @@ internal static class Report
             }
         }
 
-        var order = global::HybridBatch.Bench.Scenario.Full.Select(s => s.Name).ToList();
+        var order = global::HybridBatch.Bench.Scenario.Full.Select(s => s.Name).Concat(SimBench.Names).ToList();
         var scenarios = newest.Values
             .OrderBy(s => order.IndexOf(s["scenario"]!.GetValue<string>()) is var i && i >= 0 ? i : 999)
             .ThenBy(s => s["jobs"]!.GetValue<int>())
@@ -201,9 +201,12 @@ internal static class Report
         _ => node.ToJsonString(),
     };
 
-    /// <summary>The table of every scenario, then the pod-mode table (when there are pod-mode rows).</summary>
-    private static string ScenarioTable(List<JsonObject> scenarios)
+    private static bool IsSimulated(JsonObject s) => s["kind"]?.GetValue<string>() == "simulated";
+
+    /// <summary>The table of every scenario on the cluster, then the pod-mode table and the simulated one (when there are such rows).</summary>
+    private static string ScenarioTable(List<JsonObject> all)
     {
+        var scenarios = all.Where(s => !IsSimulated(s)).ToList();
         var md = new StringBuilder();
         md.AppendLine("| scenario | jobs | nodes | jobs/s | baseline jobs/s | ratio | req/job | baseline req/job | idle req/s | detect p50 / p99 ms | baseline detect p50 / p99 ms | own p99 ms | issue p99 ms | CPU ms/job | bytes/job | run |");
         md.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -229,6 +232,22 @@ internal static class Report
                 md.Append(CultureInfo.InvariantCulture, $"{Cell(s["job_mode_jobs_per_s"])} | {Cell(s["pod_over_job_mode_ratio"], "F2")} | ");
                 md.Append(CultureInfo.InvariantCulture, $"{Cell(s["requests_per_job"], "F3")} | {Cell(s["baseline_requests_per_job"], "F3")} | {Cell(s["job_mode_requests_per_job"], "F3")} | ");
                 md.AppendLine(CultureInfo.InvariantCulture, $"{Cell(s["detect_p50_ms"], "F0")} / {Cell(s["detect_p99_ms"], "F0")} | {Cell(s["job_mode_detect_p50_ms"], "F0")} / {Cell(s["job_mode_detect_p99_ms"], "F0")} | {s["run"]} |");
+            }
+        }
+
+        var simulated = all.Where(IsSimulated).ToList();
+        if (simulated.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("Simulated cluster (`sim-N`: `SimulatedBatchSystem` in virtual time, no Kubernetes; a node lost at 10 min, creates refused with 429 from 5 to 6 min). CPU is the process's, medians of the reps after a cold run; the baseline is the same run's events and collections replayed through the core's transition function alone, in the same process:");
+            md.AppendLine();
+            md.AppendLine("| scenario | jobs | nodes | virtual min | wall s | CPU s | CPU µs/job | core alone CPU µs/job | CPU ratio | cold CPU µs/job | core events | run |");
+            md.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            foreach (var s in simulated)
+            {
+                var minutes = s["virtual_s"] is { } v ? Math.Round(v.GetValue<double>() / 60, 1) : (double?)null;
+                md.Append(CultureInfo.InvariantCulture, $"| {s["scenario"]} | {s["jobs"]} | {s["nodes"]} | {Cell(minutes is null ? null : JsonValue.Create(minutes), "F1")} | {Cell(s["elapsed_s"], "F2")} | {Cell(s["cpu_s"], "F2")} | ");
+                md.AppendLine(CultureInfo.InvariantCulture, $"{Cell(s["cpu_us_per_job"], "F1")} | {Cell(s["baseline_cpu_us_per_job"], "F1")} | {Cell(s["cpu_ratio"], "F2")} | {Cell(s["cold_cpu_us_per_job"], "F0")} | {s["core_events"]} | {s["run"]} |");
             }
         }
 
@@ -259,7 +278,7 @@ internal static class Report
             }
         }
 
-        if (scenarios.FirstOrDefault() is { } first)
+        if (scenarios.FirstOrDefault(s => !IsSimulated(s)) is { } first)
         {
             md.AppendLine().AppendLine("Machine and cluster (of the newest row):").AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"- machine: {first["machine"]?.ToJsonString()}");
@@ -290,6 +309,7 @@ internal static class Report
         bench/run full        # + fake nodes: 100, 1,000 and 10,000 jobs, idle with 1,000 and 10,000 tracked jobs, 1,000 and 10,000 in pod mode, 100 nodes; 1,000 on the real node
         bench/run micro       # BenchmarkDotNet: transition function, placement, quantities
         bench/run scenario fake10-sleep1-10000   # any one scenario; names: bench/run list
+        bench/run scenario sim-10000             # 10,000 jobs through the simulated cluster: no Kubernetes, no lock
         bench/run cleanup     # remove fake nodes and leftovers
         ```
 
@@ -298,6 +318,10 @@ internal static class Report
         measurement of every scenario. Fake nodes are simulated by `HybridBatch.Bench fake-kubelet`: Nodes labelled and
         tainted `hybridbatch.io/fake-node`, kept Ready by status heartbeats, whose pods it moves through Pending →
         Running → Succeeded/Failed by patching pod status; the scenarios' jobs require that label and tolerate the taint.
+
+        The simulated scenarios (`sim-N`) need neither the cluster nor the lock: N jobs through `SimulatedBatchSystem`
+        (the package `HybridBatch.Testing`) in virtual time, with a node loss and a 429 storm, measured in CPU per job
+        against the same run's inputs replayed through the core's transition function alone, in the same process.
 
         What the figures mean, where the targets are missed and why: [NOTES.md](NOTES.md).
 

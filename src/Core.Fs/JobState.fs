@@ -211,6 +211,10 @@ type Model =
       endSeq: int64
       /// Jobs whose pod waits for a reason that may never clear, by id.
       stuck: Set<JobId>
+      /// The stuck jobs that do not wait for room, by id: their pod timeout runs whatever room the run holds. (Those
+      /// that wait for room time out only while the run holds none, so when the clock next matters is found among
+      /// these alone while it holds some.)
+      expiring: Set<JobId>
       /// What the jobs that hold pool capacity hold together.
       used: PoolUsage
       /// Jobs of this run counted on each node.
@@ -234,6 +238,7 @@ let initial (config: Config) : Model =
       ended = Map.empty
       endSeq = 0L
       stuck = Set.empty
+      expiring = Set.empty
       used = Pool.empty
       nodes = Map.empty
       roomHeldAt = None
@@ -267,6 +272,16 @@ let holdsCapacity (job: Job) =
 let isStuck (job: Job) =
     match job.phase with
     | Phase.Created(_, Some _) -> true
+    | Phase.Queued _
+    | Phase.Creating
+    | Phase.Created(_, None)
+    | Phase.Running _
+    | Phase.Ended _ -> false
+
+/// Whether a job is stuck for a reason other than room on a node: its pod timeout runs whatever room the run holds.
+let isExpiring (job: Job) =
+    match job.phase with
+    | Phase.Created(_, Some stuck) -> not stuck.waitsForRoom
     | Phase.Queued _
     | Phase.Creating
     | Phase.Created(_, None)
@@ -320,15 +335,15 @@ let private reindex (model: Model) (before: Job voption) (after: Job voption) (j
         | ValueNone, ValueSome job -> job
         | ValueNone, ValueNone -> invalidArg (nameof after) "a change needs a job before or after it"
 
-    let queuedBefore, stuckBefore, holdsBefore, endedBefore, nodeBefore =
+    let queuedBefore, stuckBefore, expiringBefore, holdsBefore, endedBefore, nodeBefore =
         match before with
-        | ValueSome j -> isQueued j, isStuck j, holdsCapacity j, endedSeq j, countedOn j
-        | ValueNone -> false, false, false, ValueNone, None
+        | ValueSome j -> isQueued j, isStuck j, isExpiring j, holdsCapacity j, endedSeq j, countedOn j
+        | ValueNone -> false, false, false, false, ValueNone, None
 
-    let queuedAfter, stuckAfter, holdsAfter, endedAfter, nodeAfter =
+    let queuedAfter, stuckAfter, expiringAfter, holdsAfter, endedAfter, nodeAfter =
         match after with
-        | ValueSome j -> isQueued j, isStuck j, holdsCapacity j, endedSeq j, countedOn j
-        | ValueNone -> false, false, false, ValueNone, None
+        | ValueSome j -> isQueued j, isStuck j, isExpiring j, holdsCapacity j, endedSeq j, countedOn j
+        | ValueNone -> false, false, false, false, ValueNone, None
 
     let ended, endSeq =
         match endedBefore, endedAfter with
@@ -344,6 +359,7 @@ let private reindex (model: Model) (before: Job voption) (after: Job voption) (j
         ended = ended
         endSeq = endSeq
         stuck = moveIn model.stuck job.id stuckBefore stuckAfter
+        expiring = moveIn model.expiring job.id expiringBefore expiringAfter
         used =
             (if holdsBefore = holdsAfter then model.used
              elif holdsAfter then Pool.add model.used job.request 1

@@ -445,7 +445,7 @@ let running (model: Model) (now: Millis) : (JobId * Millis) list =
 let tombstone (model: Model) (id: JobId) : string option = model.tombstones.TryFind id
 
 /// What must hold of every model, each broken promise in words (empty: all hold): the indexes agree with the jobs
-/// (queue, ended, stuck, pool usage, node counts) and ids are below `nextId`.
+/// (queue, ended, stuck, expiring, pool usage, node counts) and ids are below `nextId`.
 let invariants (model: Model) : string list =
     let all = jobs model
 
@@ -467,6 +467,7 @@ let invariants (model: Model) : string list =
     let ended = Map.ofList endedJobs
 
     let stuck = all |> List.filter isStuck |> List.map _.id |> Set.ofList
+    let expiring = all |> List.filter isExpiring |> List.map _.id |> Set.ofList
 
     let used =
         all
@@ -489,6 +490,8 @@ let invariants (model: Model) : string list =
           "two ended jobs share a sequence number"
       if stuck <> model.stuck then
           $"the stuck index holds %A{model.stuck}, the stuck jobs are %A{stuck}"
+      if expiring <> model.expiring then
+          $"the expiring index holds %A{model.expiring}, the jobs stuck for a reason other than room are %A{expiring}"
       if used <> model.used then
           $"the pool counts %A{model.used}, the jobs holding capacity hold %A{used}"
       if nodes <> model.nodes then

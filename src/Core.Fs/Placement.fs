@@ -241,10 +241,12 @@ module Placement =
     /// preferred term per desired label, and one Equal toleration (every effect) per tolerated taint value
     /// (Exists when the value list is empty). Node affinity is None when nothing is required or preferred.
     let apply (placement: Placement) : Result<PodPlacement, PlacementError> =
-        let placement = expand placement
-
+        // The preemptible schemes' labels and taints are valid (a property checks it), so the caller's lists are checked
+        // before `expand` appends them: once per job, not once per scheme's label per job.
         validate placement
         |> Result.map (fun () ->
+            let placement = expand placement
+
             let requirements =
                 List.map has placement.requiredLabels @ List.map lacks placement.prohibitedLabels
 

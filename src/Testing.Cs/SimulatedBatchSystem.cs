@@ -36,6 +36,9 @@ public sealed class SimulatedBatchSystem : IBatchSystem
     /// <summary>The cluster the jobs run on.</summary>
     public SimulatedCluster Cluster => _cluster;
 
+    /// <summary>The runtime that holds the core's model.</summary>
+    internal JobRuntime Runtime => _runtime;
+
     /// <summary>
     /// Attaches a batch system to a simulated cluster, re-attaching to the run's pods when
     /// <see cref="KubernetesBatchSystemOptions.RunId"/> names an earlier run (as a restarted workflow leader would).

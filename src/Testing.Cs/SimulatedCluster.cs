@@ -43,6 +43,7 @@ public sealed class SimulatedCluster
     private readonly Func<SimulatedJob, PodBehaviour> _behaviour;
     private readonly Queue<Delivery> _deliveries = new();
     private readonly Dictionary<string, JobRuntime> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<JobRuntime, (JobState.Model Model, long? Due)> _clocks = [];
     private World _world;
     private ulong _runIds;
 
@@ -230,7 +231,11 @@ public sealed class SimulatedCluster
         lock (_gate)
         {
             Pump();
-            _runs.Remove(run);
+            if (_runs.Remove(run, out var runtime))
+            {
+                _clocks.Remove(runtime);
+            }
+
             _world = Cluster.unwatch(run, _world);
         }
     }
@@ -338,7 +343,7 @@ public sealed class SimulatedCluster
             long? next = OptionValue(Cluster.nextDue(_world));
             foreach (var runtime in _runs.Values)
             {
-                if (OptionValue(CoreClock.nextTick(runtime.Model, now)) is { } tick && (next is null || tick < next))
+                if (ClockDue(runtime) is { } due && CoreClock.tickAt(due, now) is var tick && (next is null || tick < next))
                 {
                     next = tick;
                 }
@@ -361,12 +366,29 @@ public sealed class SimulatedCluster
             Run(at);
             foreach (var runtime in _runs.Values.ToArray())
             {
-                if (OptionValue(CoreClock.nextTick(runtime.Model, now)) is { } tick && tick <= at)
+                if (ClockDue(runtime) is { } due && CoreClock.tickAt(due, now) <= at)
                 {
                     runtime.Apply(Events.Tick(at));
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// When the run's core next needs the clock (<see cref="CoreClock.due"/>), worked out once for each model the run
+    /// holds: the models are immutable, and most moments of the simulation leave a run's model as it was.
+    /// </summary>
+    private long? ClockDue(JobRuntime runtime)
+    {
+        var model = runtime.Model;
+        if (_clocks.TryGetValue(runtime, out var known) && ReferenceEquals(known.Model, model))
+        {
+            return known.Due;
+        }
+
+        var due = OptionValue(CoreClock.due(model));
+        _clocks[runtime] = (model, due);
+        return due;
     }
 
     /// <summary>Runs everything due at or before <paramref name="at"/>.</summary>

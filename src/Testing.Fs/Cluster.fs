@@ -116,7 +116,8 @@ type PodState =
     /// Evicted by the kubelet: its container was stopped.
     | Evicted of node: string option
 
-/// What a pod asks a node for.
+/// What a pod asks a node for (or a node has left).
+[<Struct>]
 type Needs =
     { millicores: int64
       memory: int64
@@ -151,6 +152,10 @@ type Happening =
     /// The pod watches are back: each run lists its pods.
     | WatchBack
 
+/// When a happening is due: its moment, then the order it was scheduled in. (A record rather than a tuple: its
+/// comparison compares the numbers as they are, where a tuple's boxes them.)
+type DueAt = { at: Millis; order: int64 }
+
 /// An event for a run, as its pod watch (or its create call) would have told it.
 type Delivery = { run: string; event: Event }
 
@@ -168,16 +173,26 @@ type ClusterConfig =
 type World =
     { config: ClusterConfig
       nodes: Map<string, NodeSpec>
+      /// The nodes as `nodes` lists them (by name), for the scheduler's passes.
+      nodeList: NodeSpec array
       /// Nodes that were lost.
       lost: Set<string>
       /// What the pods on each node hold.
       used: Map<string, Needs>
       pods: Map<string, SimPod>
       /// Pending pods by creation order.
-      pending: Set<int64 * string>
+      pending: Map<int64, SimPod>
+      /// Room was freed on a node (or a node added) since the scheduler's last pass: the pending pods it found no node
+      /// for may fit now. Until then a pass looks at new pods only.
+      roomFreed: bool
+      /// At most what the least demanding pending pod asks for, kind by kind: while no node has that much room, no
+      /// pending pod fits.
+      pendingLeast: Needs
+      /// Pods from this creation order on were not looked at by the scheduler yet.
+      unlookedFrom: int64
       nextSeq: int64
       /// What is due, by (time, order of scheduling).
-      due: Map<Millis * int64, Happening>
+      due: Map<DueAt, Happening>
       nextDue: int64
       rng: uint64
       /// Creates are refused so until then.
@@ -198,6 +213,20 @@ module Cluster =
           memory = 0L
           disk = 0L
           gpus = 0L }
+
+    /// Above any pod's needs: the least demand of no pods at all.
+    let private noLeast =
+        { millicores = Int64.MaxValue
+          memory = Int64.MaxValue
+          disk = Int64.MaxValue
+          gpus = Int64.MaxValue }
+
+    /// The lesser of two demands, kind by kind.
+    let private least (a: Needs) (b: Needs) =
+        { millicores = min a.millicores b.millicores
+          memory = min a.memory b.memory
+          disk = min a.disk b.disk
+          gpus = min a.gpus b.gpus }
 
     let private plus (a: Needs) (b: Needs) sign =
         { millicores = a.millicores + sign * b.millicores
@@ -243,10 +272,14 @@ module Cluster =
             Ok
                 { config = config
                   nodes = Map.empty
+                  nodeList = [||]
                   lost = Set.empty
                   used = Map.empty
                   pods = Map.empty
-                  pending = Set.empty
+                  pending = Map.empty
+                  roomFreed = false
+                  pendingLeast = noLeast
+                  unlookedFrom = 0L
                   nextSeq = 0L
                   due = Map.empty
                   nextDue = 0L
@@ -263,19 +296,23 @@ module Cluster =
             if world.nodes.ContainsKey node.name || world.lost.Contains node.name then
                 Error(DuplicateNode node.name)
             else
+                let nodes = world.nodes.Add(node.name, node)
+
                 Ok
                     { world with
-                        nodes = world.nodes.Add(node.name, node)
-                        used = world.used.Add(node.name, noNeeds) })
+                        nodes = nodes
+                        nodeList = nodes.Values |> Array.ofSeq
+                        used = world.used.Add(node.name, noNeeds)
+                        roomFreed = true })
 
     let private schedule (at: Millis) (happening: Happening) (world: World) =
         { world with
-            due = world.due.Add((at, world.nextDue), happening)
+            due = world.due.Add({ at = at; order = world.nextDue }, happening)
             nextDue = world.nextDue + 1L }
 
     /// When the next happening is due, if any is.
     let nextDue (world: World) : Millis option =
-        if world.due.IsEmpty then None else Some(fst (fst (Map.minKeyValue world.due)))
+        if world.due.IsEmpty then None else Some (fst (Map.minKeyValue world.due)).at
 
     /// Schedules a fault at `at`; `now` is the simulation's now.
     let scheduleFault (at: Millis) (now: Millis) (fault: Fault) (world: World) : Result<World, SimulationError> =
@@ -388,22 +425,30 @@ module Cluster =
 
             world.used |> release |> take
 
-        let pending =
-            match pod.state with
-            | PodState.Pending _ -> world.pending.Add(pod.seq, pod.name)
-            | _ -> world.pending.Remove(pod.seq, pod.name)
+        let pending, pendingLeast =
+            match pod.state, before with
+            | PodState.Pending _, _ -> world.pending.Add(pod.seq, pod), least world.pendingLeast pod.needs
+            | _, Some { state = PodState.Pending _ } -> world.pending.Remove pod.seq, world.pendingLeast
+            | _ -> world.pending, world.pendingLeast
+
+        let freed =
+            match before with
+            | Some b when holds b.state -> not (holds pod.state && nodeOf pod.state = nodeOf b.state)
+            | _ -> false
 
         { world with
             pods = world.pods.Add(pod.name, pod)
             used = used
-            pending = pending }
+            pending = pending
+            pendingLeast = pendingLeast
+            roomFreed = world.roomFreed || freed }
 
     let private removePod (pod: SimPod) (world: World) =
         let world = store { pod with state = PodState.Ended("", 0, "", 0L, 0L) } world
 
         { world with
             pods = world.pods.Remove pod.name
-            pending = world.pending.Remove(pod.seq, pod.name) }
+            pending = world.pending.Remove pod.seq }
 
     /// Deletes a pod: the watch sees it being deleted (with `reason`), then gone.
     let private delete (at: Millis) (reason: string option) (pod: SimPod) (world: World) =
@@ -459,17 +504,25 @@ module Cluster =
             |> List.sumBy (fun p ->
                 if p.preference.matchExpressions |> List.forall (matches labels) then p.weight else 0)
 
-    /// Why a node does not take a pod now, or None when it does.
-    let private refusal (world: World) (pod: SimPod) (node: NodeSpec) =
-        let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
+    /// Why a node refuses a pod, as the scheduler says it, by `refusal`'s number (0: it takes the pod).
+    let private refusals =
+        [| ""
+           "didn't match Pod's node affinity/selector"
+           "had untolerated taint"
+           "Insufficient cpu"
+           "Insufficient memory"
+           "Insufficient ephemeral-storage"
+           "Insufficient gpu" |]
 
-        if not (admits pod.placement node.labels) then Some "didn't match Pod's node affinity/selector"
-        elif not (toleratesAll pod.placement node.taints) then Some "had untolerated taint"
-        elif used.millicores + pod.needs.millicores > node.millicores then Some "Insufficient cpu"
-        elif used.memory + pod.needs.memory > node.memory then Some "Insufficient memory"
-        elif used.disk + pod.needs.disk > node.disk then Some "Insufficient ephemeral-storage"
-        elif used.gpus + pod.needs.gpus > node.gpus then Some "Insufficient gpu"
-        else None
+    /// Why a node with `free` room left does not take a pod now (its number in `refusals`), or 0 when it does.
+    let private refusal (free: Needs) (pod: SimPod) (node: NodeSpec) =
+        if not (admits pod.placement node.labels) then 1
+        elif not (toleratesAll pod.placement node.taints) then 2
+        elif pod.needs.millicores > free.millicores then 3
+        elif pod.needs.memory > free.memory then 4
+        elif pod.needs.disk > free.disk then 5
+        elif pod.needs.gpus > free.gpus then 6
+        else 0
 
     let private startAt (world: World) (pod: SimPod) (at: Millis) =
         if world.config.startJitter = 0L then
@@ -484,63 +537,139 @@ module Cluster =
         && needs.disk <= free.disk
         && needs.gpus <= free.gpus
 
+    let private freeOf (world: World) (node: NodeSpec) =
+        let used =
+            match world.used.TryGetValue node.name with
+            | true, used -> used
+            | false, _ -> noNeeds
+
+        { millicores = node.millicores - used.millicores
+          memory = node.memory - used.memory
+          disk = node.disk - used.disk
+          gpus = node.gpus - used.gpus }
+
+    /// The most room of each kind any one node has: a pod that asks for more of one kind fits on no node.
+    let private mostFree (free: Needs array) =
+        free
+        |> Array.fold
+            (fun (most: Needs) f ->
+                { millicores = max most.millicores f.millicores
+                  memory = max most.memory f.memory
+                  disk = max most.disk f.disk
+                  gpus = max most.gpus f.gpus })
+            { millicores = Int64.MinValue
+              memory = Int64.MinValue
+              disk = Int64.MinValue
+              gpus = Int64.MinValue }
+
+    /// Looks at one pending pod in a scheduler's pass, nodes having `free` room left (`most` at most): places it on
+    /// the node that admits it and it prefers most (ties drawn from the seed), taking the room from `free`, or tells it
+    /// why no node takes it, once. True when placed.
+    let private consider (at: Millis) (nodes: NodeSpec array) (free: Needs array) (most: Needs) (world: World) (pod: SimPod) =
+        let mutable fits = []
+
+        if hasRoom most pod.needs then
+            for i = nodes.Length - 1 downto 0 do
+                if refusal free[i] pod nodes[i] = 0 then
+                    fits <- i :: fits
+
+        match fits, pod.state with
+        // Told once; it is told again only by a pass that finds it a node.
+        | [], PodState.Pending(Some _) -> world, [], false
+        | [], _ ->
+            // Each reason with how many nodes gave it, in the order the nodes first gave them.
+            let counts = Array.zeroCreate refusals.Length
+            let mutable order = []
+
+            for i = 0 to nodes.Length - 1 do
+                let why = refusal free[i] pod nodes[i]
+
+                if why <> 0 then
+                    if counts[why] = 0 then
+                        order <- why :: order
+
+                    counts[why] <- counts[why] + 1
+
+            let why =
+                let listed = String.Join(", ", order |> List.rev |> List.map (fun why -> $"{counts[why]} {refusals[why]}"))
+                $"0/{nodes.Length} nodes are available: {listed}."
+
+            let pod = { pod with state = PodState.Pending(Some why) }
+            let world = store pod world
+            world, seen world at pod false None, false
+        | fits, _ ->
+            let best = fits |> List.map (fun i -> preference pod.placement nodes[i].labels) |> List.max
+            let top = fits |> List.filter (fun i -> preference pod.placement nodes[i].labels = best)
+            let value, rng = draw world.rng
+            let chosen = top[int (value % uint64 top.Length)]
+            free[chosen] <- plus free[chosen] pod.needs -1L
+            let pod = { pod with state = PodState.Starting nodes[chosen].name }
+            let starts, world = startAt { world with rng = rng } pod at
+            let world = store pod world |> schedule starts (Happening.Start pod.name)
+            world, seen world at pod false None, true
+
     /// Places pending pods, oldest first, each on the node that admits it and it prefers most (ties drawn from the
-    /// seed); a pod no node takes is told why, once. (The room left on each node is worked out once a pass, so that a
-    /// pod no node has room for costs a few comparisons.)
+    /// seed); a pod no node takes is told why, once. A pod told so cannot fit before room is freed on a node (room only
+    /// shrinks until then), so a pass looks at the pods told so only after that, and only while some node has the room
+    /// the least demanding pending pod asks for; new pods it always looks at. A fan-out larger than the cluster thus
+    /// costs a few comparisons a pass, not a look at every pending pod.
     let private scheduleAll (at: Millis) (world: World) : World * Delivery list =
-        if world.pending.IsEmpty then
-            world, []
+        let fresh = world.unlookedFrom < world.nextSeq
+
+        if world.pending.IsEmpty || not (world.roomFreed || fresh) then
+            (if world.roomFreed || fresh then
+                 { world with
+                     roomFreed = false
+                     unlookedFrom = world.nextSeq
+                     pendingLeast = if world.pending.IsEmpty then noLeast else world.pendingLeast }
+             else
+                 world),
+            []
         else
-            let nodes = world.nodes |> Seq.map (fun kv -> kv.Value) |> Array.ofSeq
+            let nodes = world.nodeList
+            let free = nodes |> Array.map (freeOf world)
+            let mutable most = mostFree free
+            let mutable world = world
+            let mutable told = []
 
-            let free =
-                nodes
-                |> Array.map (fun node ->
-                    let used = world.used.TryFind node.name |> Option.defaultValue noNeeds
+            if world.roomFreed && hasRoom most world.pendingLeast then
+                // Oldest first, until no node has room for the least demanding pending pod.
+                let mutable remaining = noLeast
+                let mutable complete = true
+                use pods = (world.pending.Values :> seq<SimPod>).GetEnumerator()
 
-                    { millicores = node.millicores - used.millicores
-                      memory = node.memory - used.memory
-                      disk = node.disk - used.disk
-                      gpus = node.gpus - used.gpus })
+                while complete && pods.MoveNext() do
+                    let pod = pods.Current
+                    let next, delivered, placed = consider at nodes free most world pod
+                    world <- next
+                    told <- List.rev delivered @ told
 
-            world.pending
-            |> List.ofSeq
-            |> List.fold
-                (fun (world: World, deliveries) (_, name) ->
-                    let pod = world.pods[name]
+                    if placed then
+                        most <- mostFree free
+                        complete <- hasRoom most world.pendingLeast
+                    else
+                        remaining <- least remaining pod.needs
 
-                    let fits =
-                        [ for i in 0 .. nodes.Length - 1 do
-                              if hasRoom free[i] pod.needs && (refusal world pod nodes[i]).IsNone then
-                                  yield i ]
+                if complete then
+                    world <- { world with pendingLeast = remaining }
 
-                    match fits, pod.state with
-                    // Told once; it is told again only by a pass that finds it a node.
-                    | [], PodState.Pending(Some _) -> world, deliveries
-                    | [], _ ->
-                        let why =
-                            nodes
-                            |> Seq.choose (refusal world pod)
-                            |> Seq.countBy id
-                            |> Seq.map (fun (why, n) -> $"{n} {why}")
-                            |> fun reasons ->
-                                let listed = String.Join(", ", reasons)
-                                $"0/{nodes.Length} nodes are available: {listed}."
+            // Pods created since the last pass, unless the pass above looked at them.
+            for order in world.unlookedFrom .. world.nextSeq - 1L do
+                match world.pending.TryFind order with
+                | Some({ state = PodState.Pending None } as pod) ->
+                    let next, delivered, placed = consider at nodes free most world pod
+                    world <- next
+                    told <- List.rev delivered @ told
 
-                        let pod = { pod with state = PodState.Pending(Some why) }
-                        store pod world, deliveries @ seen world at pod false None
-                    | fits, _ ->
-                        let best = fits |> List.map (fun i -> preference pod.placement nodes[i].labels) |> List.max
-                        let top = fits |> List.filter (fun i -> preference pod.placement nodes[i].labels = best)
-                        let value, rng = draw world.rng
-                        let chosen = top[int (value % uint64 top.Length)]
-                        free[chosen] <- plus free[chosen] pod.needs -1L
-                        let world = { world with rng = rng }
-                        let pod = { pod with state = PodState.Starting nodes[chosen].name }
-                        let starts, world = startAt world pod at
-                        let world = store pod world |> schedule starts (Happening.Start pod.name)
-                        world, deliveries @ seen world at pod false None)
-                (world, [])
+                    if placed then
+                        most <- mostFree free
+                | Some _
+                | None -> ()
+
+            { world with
+                roomFreed = false
+                unlookedFrom = world.nextSeq },
+            List.rev told
 
     let private amount (resources: Map<string, string>) (name: string) (scale: bigint) =
         match resources.TryFind name |> Option.map Quantity.parse with
@@ -701,8 +830,11 @@ module Cluster =
         match fault with
         | Fault.LoseNode node ->
             let world =
+                let nodes = world.nodes.Remove node
+
                 { world with
-                    nodes = world.nodes.Remove node
+                    nodes = nodes
+                    nodeList = nodes.Values |> Array.ofSeq
                     used = world.used.Remove node
                     lost = world.lost.Add node }
 
@@ -801,7 +933,8 @@ module Cluster =
         if world.due.IsEmpty then
             None
         else
-            let ((dueAt, _) as key), happening = Map.minKeyValue world.due
+            let key, happening = Map.minKeyValue world.due
+            let dueAt = key.at
 
             if dueAt > at then
                 None

@@ -2,6 +2,7 @@
 /// nothing can happen any more.
 namespace HybridBatch.Testing.Simulation
 
+open System
 open HybridBatch.Core
 open HybridBatch.Core.JobState
 
@@ -9,26 +10,41 @@ open HybridBatch.Core.JobState
 [<RequireQualifiedAccess>]
 module CoreClock =
 
+    /// The earliest moment at which the clock changes the model, if any: a stuck job's pod timeout runs out, or a
+    /// queued job may be tried beyond a quota's cap. It depends on the model only, so a caller may keep it for as long as
+    /// it holds the same model. (A job waiting for room while the run holds some never times out by the clock alone.)
+    let due (model: Model) : Millis option =
+        let roomHeld = not model.nodes.IsEmpty
+
+        let earliest =
+            // While the run holds room, the jobs that wait for room do not time out: only the others can.
+            (if roomHeld then model.expiring else model.stuck)
+            |> Set.fold
+                (fun earliest id ->
+                    match model.jobs.TryFind id with
+                    | Some { phase = Phase.Created(_, Some stuck) } when not (stuck.waitsForRoom && roomHeld) ->
+                        // Not waiting for room while the run holds some: `stuckSince` does not depend on the moment.
+                        let at = Lifecycle.stuckSince model stuck stuck.since + model.config.podTimeout
+                        if at < earliest then at else earliest
+                    | _ -> earliest)
+                Int64.MaxValue
+
+        let earliest =
+            match model.admission with
+            | Some a when a.probing && not model.queue.IsEmpty && model.used.jobs >= a.cap -> min earliest a.probeAt
+            | _ -> earliest
+
+        if earliest = Int64.MaxValue then None else Some earliest
+
+    /// When a tick due at `at` comes, seen at `now`: after now, on a whole second, as the runtime's one-second ticker
+    /// brings ticks.
+    let tickAt (at: Millis) (now: Millis) : Millis = (max (now + 1L) at + 999L) / 1000L * 1000L
+
     /// The first moment after `now` at which a tick changes the model, if any: a stuck job's pod timeout runs out,
     /// or a queued job may be tried beyond a quota's cap. Ticks come on whole seconds, as the runtime's one-second
     /// ticker brings them. (A job waiting for room while the run holds some never times out by the clock alone.)
     let nextTick (model: Model) (now: Millis) : Millis option =
-        let expiries =
-            model.stuck
-            |> Seq.choose (fun id ->
-                match model.jobs.TryFind id with
-                | Some { phase = Phase.Created(_, Some stuck) } when not (stuck.waitsForRoom && not model.nodes.IsEmpty) ->
-                    Some(Lifecycle.stuckSince model stuck now + model.config.podTimeout)
-                | _ -> None)
-
-        let probe =
-            match model.admission with
-            | Some a when a.probing && not model.queue.IsEmpty && model.used.jobs >= a.cap -> Some a.probeAt
-            | _ -> None
-
-        Seq.append expiries (Option.toList probe)
-        |> Seq.map (fun at -> (max (now + 1L) at + 999L) / 1000L * 1000L)
-        |> Seq.fold (fun earliest at -> Some(earliest |> Option.fold (fun _ e -> min e at) at)) None
+        due model |> Option.map (fun at -> tickAt at now)
 
     let private describe (job: Job) =
         match job.phase with

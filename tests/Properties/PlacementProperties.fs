@@ -263,3 +263,10 @@ module PlacementProperties =
                 .&. Prop.label
                         $"%s{name}: the message names the value \"%s{value}\""
                         (LabelModel.isKey key = false || e.Message.Contains($"\"%s{value}\"")))
+
+    [<CoreProperty>]
+    let ``expanding preemptible into the clouds' labels and taints never changes whether a placement is valid``
+        (placement: Placement)
+        (preemptible: bool)
+        =
+        Placement.validate (Placement.expand { placement with preemptible = Some preemptible }) = Placement.validate placement

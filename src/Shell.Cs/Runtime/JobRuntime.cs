@@ -42,6 +42,12 @@ internal sealed class JobRuntime
     /// <summary>The core's model as last stored.</summary>
     public JobState.Model Model => Volatile.Read(ref _model);
 
+    /// <summary>
+    /// Sees, in order and under the lock, every event given to the core and every collection (as null): a benchmark
+    /// records a run with it to replay the same inputs through the core alone. Null (the default) costs a test per event.
+    /// </summary>
+    public Action<JobState.Event?>? Journal { get; set; }
+
     /// <summary>Cancelled when the batch system stops: calls still under way give up.</summary>
     public CancellationToken Stopping => _stopping.Token;
 
@@ -118,6 +124,7 @@ internal sealed class JobRuntime
         {
             collected = Transitions.Collect(_model);
             Volatile.Write(ref _model, collected.Model);
+            Journal?.Invoke(null);
         }
 
         if (collected.Result is { } result)
@@ -216,6 +223,7 @@ internal sealed class JobRuntime
 
     private JobState.Effect[] Step(JobState.Event @event)
     {
+        Journal?.Invoke(@event);
         var transition = Transitions.Step(_model, @event);
         Volatile.Write(ref _model, transition.Model);
         foreach (var effect in transition.Effects)
