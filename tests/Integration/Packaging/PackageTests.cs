@@ -50,10 +50,7 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
     [Fact]
     public async Task A_new_console_project_runs_the_READMEs_program_from_the_package_against_the_cluster()
     {
-        var project = feed.NewFolder("consumer");
-        await File.WriteAllTextAsync(Path.Combine(project, "nuget.config"), FeedConfig());
-        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "new", "console", "--name", "Consumer", "--output", ".", "--no-restore");
-        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "add", "package", PackagedFeed.LibraryId, "--version", feed.Version);
+        var project = await NewConsoleProjectAsync("Consumer", PackagedFeed.LibraryId);
         await File.WriteAllTextAsync(Path.Combine(project, "Program.cs"), ReadmeCode("## The library"));
 
         var run = await ChildProcess.RunAsync(
@@ -86,10 +83,7 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
     [Fact]
     public async Task A_new_project_runs_the_READMEs_simulated_cluster_example_from_the_package_with_no_cluster()
     {
-        var project = feed.NewFolder("engine-tests");
-        await File.WriteAllTextAsync(Path.Combine(project, "nuget.config"), FeedConfig());
-        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "new", "console", "--name", "EngineTests", "--output", ".", "--no-restore");
-        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "add", "package", PackagedFeed.TestingId, "--version", feed.Version);
+        var project = await NewConsoleProjectAsync("EngineTests", PackagedFeed.TestingId);
         // The README's example as a consumer pastes it, around an engine that runs 10,000 jobs and collects each.
         await File.WriteAllTextAsync(Path.Combine(project, "Program.cs"), $$"""
             using HybridBatch;
@@ -254,15 +248,23 @@ public sealed partial class PackageTests(LocalClusterFixture cluster, PackagedFe
         Assert.DoesNotContain("Exception", run.Output + run.Errors, StringComparison.Ordinal);
     }
 
-    // The folder feed, beside the machine's own sources (~/.nuget/NuGet/NuGet.Config) for the dependencies.
-    private string FeedConfig() => $"""
-        <?xml version="1.0" encoding="utf-8"?>
-        <configuration>
-          <packageSources>
-            <add key="hybridbatch-packed" value="{feed.Feed}" />
-          </packageSources>
-        </configuration>
-        """;
+    // A new console project in a folder of its own, with a package from the folder feed added as a user adds it. The
+    // feed comes beside the machine's own sources (~/.nuget/NuGet/NuGet.Config), which serve the dependencies.
+    private async Task<string> NewConsoleProjectAsync(string name, string packageId)
+    {
+        var project = feed.NewFolder(name.ToLowerInvariant());
+        await File.WriteAllTextAsync(Path.Combine(project, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <add key="hybridbatch-packed" value="{feed.Feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "new", "console", "--name", name, "--output", ".", "--no-restore");
+        await ChildProcess.DotnetAsync(project, BuildTimeout, output.WriteLine, "add", "package", packageId, "--version", feed.Version);
+        return project;
+    }
 
     // The first C# block of a section of the README, as a user would copy it.
     private string ReadmeCode(string heading)
