@@ -95,6 +95,8 @@ public sealed class LocalClusterFixture(IMessageSink diagnostics) : IAsyncLifeti
     private async Task<string> StartLocalClusterAsync()
     {
         var script = Path.Combine(FindRepositoryRoot(), "cluster", "local-cluster");
+        // Not while another run on the machine disrupts the cluster on purpose (ClusterLock says why).
+        using var shared = await ClusterLock.TakeAsync(exclusive: false, UpTimeout, Log);
         using var timeout = new CancellationTokenSource(UpTimeout);
         try
         {

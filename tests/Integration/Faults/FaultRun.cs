@@ -6,15 +6,39 @@ using HybridBatch.Integration.Cluster;
 using k8s;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
+using Xunit.Sdk;
 
 namespace HybridBatch.Integration.Faults;
 
-/// <summary>Disruptive tests run alone, after every other collection, and leave the cluster healthy.</summary>
+/// <summary>
+/// Disruptive tests run alone, after every other collection, and leave the cluster healthy; while they run, they hold
+/// the machine's cluster lock alone, so no other run on the machine brings back what they killed.
+/// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class FaultsCollection : ICollectionFixture<LocalClusterFixture>
+public sealed class FaultsCollection : ICollectionFixture<ClusterToItself>, ICollectionFixture<LocalClusterFixture>
 {
     /// <summary>The collection name.</summary>
     public const string Name = "Cluster faults";
+}
+
+/// <summary>Holds the machine's cluster lock (<see cref="ClusterLock"/>) alone for as long as the fault tests run.</summary>
+public sealed class ClusterToItself(IMessageSink diagnostics) : IAsyncLifetime
+{
+    // As long as the longest benchmark run another engineer may have started (10,000 jobs on fake nodes, with its drain).
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(30);
+
+    private ClusterLock? held;
+
+    /// <inheritdoc />
+    public async Task InitializeAsync() =>
+        held = await ClusterLock.TakeAsync(exclusive: true, Patience, message => diagnostics.OnMessage(new DiagnosticMessage($"[faults] {message}")));
+
+    /// <inheritdoc />
+    public Task DisposeAsync()
+    {
+        held?.Dispose();
+        return Task.CompletedTask;
+    }
 }
 
 /// <summary>
