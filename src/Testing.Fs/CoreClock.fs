@@ -22,8 +22,8 @@ module CoreClock =
             |> Set.fold
                 (fun earliest id ->
                     match model.jobs.TryFind id with
-                    | Some { phase = Phase.Created(_, Some stuck) } when not (stuck.waitsForRoom && roomHeld) ->
-                        // Not waiting for room while the run holds some: `stuckSince` does not depend on the moment.
+                    | Some { phase = Phase.Created(_, Some stuck) } ->
+                        // The job does not wait for room, or the run holds none: `stuckSince` does not depend on the moment.
                         let at = Lifecycle.stuckSince model stuck stuck.since + model.config.podTimeout
                         if at < earliest then at else earliest
                     | _ -> earliest)
@@ -39,12 +39,6 @@ module CoreClock =
     /// When a tick due at `at` comes, seen at `now`: after now, on a whole second, as the runtime's one-second ticker
     /// brings ticks.
     let tickAt (at: Millis) (now: Millis) : Millis = (max (now + 1L) at + 999L) / 1000L * 1000L
-
-    /// The first moment after `now` at which a tick changes the model, if any: a stuck job's pod timeout runs out,
-    /// or a queued job may be tried beyond a quota's cap. Ticks come on whole seconds, as the runtime's one-second
-    /// ticker brings them. (A job waiting for room while the run holds some never times out by the clock alone.)
-    let nextTick (model: Model) (now: Millis) : Millis option =
-        due model |> Option.map (fun at -> tickAt at now)
 
     let private describe (job: Job) =
         match job.phase with
