@@ -61,4 +61,13 @@ public static class TestJobs
         MaxDisk = 2001,
         ResourceOverhead = 16L * 1024 * 1024,
     };
+
+    /// <summary>Accepts jobs larger than any node (10,000 cores) and fails stuck ones after 5 s.</summary>
+    /// <param name="options">The options.</param>
+    /// <returns>The options for huge jobs.</returns>
+    public static KubernetesBatchSystemOptions ForHugeJobs(KubernetesBatchSystemOptions options) => options with
+    {
+        PodTimeout = TimeSpan.FromSeconds(5),
+        MaxCores = 10_000,
+    };
 }

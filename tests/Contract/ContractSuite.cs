@@ -18,11 +18,7 @@ public abstract class ContractSuite(IClusterUnderTest cluster)
 
     /// <summary>A batch system that accepts jobs larger than any node and fails stuck ones after 5 s.</summary>
     /// <returns>The batch system.</returns>
-    protected Task<IBatchSystem> StartForHugeJobsAsync() => StartAsync(o => o with
-    {
-        PodTimeout = TimeSpan.FromSeconds(5),
-        MaxCores = 10_000,
-    });
+    protected Task<IBatchSystem> StartForHugeJobsAsync() => StartAsync(TestJobs.ForHugeJobs);
 
     /// <summary>Shuts the batch system down and disposes of it.</summary>
     /// <param name="system">The batch system.</param>
@@ -37,32 +33,15 @@ public abstract class ContractSuite(IClusterUnderTest cluster)
     /// <param name="system">The batch system.</param>
     /// <param name="timeout">How long at most.</param>
     /// <returns>The result.</returns>
-    protected async Task<UpdatedBatchJobInfo> NextAsync(IBatchSystem system, TimeSpan? timeout = null)
-    {
-        var result = await system.GetUpdatedBatchJobAsync(timeout ?? Cluster.Patience);
-        Assert.NotNull(result);
-        return result;
-    }
+    protected Task<UpdatedBatchJobInfo> NextAsync(IBatchSystem system, TimeSpan? timeout = null) =>
+        Wait.NextAsync(system, timeout ?? Cluster.Patience);
 
     /// <summary>Waits until a condition holds, looking every 250 ms of the cluster's time; false when it did not within the timeout.</summary>
     /// <param name="condition">The condition.</param>
     /// <param name="timeout">How long at most.</param>
     /// <returns>Whether it held.</returns>
-    protected async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = Cluster.Now + timeout;
-        while (Cluster.Now < deadline)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Cluster.PauseAsync(TimeSpan.FromMilliseconds(250));
-        }
-
-        return await condition();
-    }
+    protected Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout) =>
+        Wait.UntilAsync(condition, timeout, () => Cluster.Now, Cluster.PauseAsync);
 
     /// <summary>Waits until the job runs, failing the test when it did not within the cluster's patience.</summary>
     /// <param name="system">The batch system.</param>

@@ -44,12 +44,8 @@ internal static class Batch
         LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information).AddProvider(new TestOutputLoggerProvider(output)));
 
     /// <summary>Waits for a result, failing the test when none comes in time.</summary>
-    public static async Task<UpdatedBatchJobInfo> NextAsync(IBatchSystem system, TimeSpan? timeout = null)
-    {
-        var result = await system.GetUpdatedBatchJobAsync(timeout ?? TimeSpan.FromSeconds(180));
-        Assert.NotNull(result);
-        return result;
-    }
+    public static Task<UpdatedBatchJobInfo> NextAsync(IBatchSystem system, TimeSpan? timeout = null) =>
+        Wait.NextAsync(system, timeout ?? TimeSpan.FromSeconds(180));
 
     /// <summary>The Kubernetes Jobs of the run's jobs (not its node-cleanup Jobs), as the cluster lists them.</summary>
     public static async Task<IList<V1Job>> JobsOfRunAsync(LocalClusterFixture cluster, string runId) =>
@@ -82,21 +78,8 @@ internal static class Batch
             : cluster.Client.BatchV1.DeleteNamespacedJobAsync(name, cluster.Namespace, new V1DeleteOptions { PropagationPolicy = "Background" });
 
     /// <summary>Waits until a condition holds, polling; false when it did not within the timeout.</summary>
-    public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(250);
-        }
-
-        return await condition();
-    }
+    public static Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout) =>
+        Wait.UntilAsync(condition, timeout, () => DateTimeOffset.UtcNow, duration => Task.Delay(duration));
 }
 
 /// <summary>Routes log lines to xunit's test output.</summary>

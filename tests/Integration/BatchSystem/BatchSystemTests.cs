@@ -17,11 +17,7 @@ public abstract class BatchSystemTests(LocalClusterFixture cluster, ITestOutputH
         await KubernetesBatchSystem.CreateAsync(Batch.Options(Cluster, kind, change), Batch.Logging(Output));
 
     /// <summary>A batch system that accepts jobs larger than any node and fails stuck ones after 5 s.</summary>
-    protected Task<KubernetesBatchSystem> StartForHugeJobsAsync(KubernetesObjectKind kind) => StartAsync(kind, o => o with
-    {
-        PodTimeout = TimeSpan.FromSeconds(5),
-        MaxCores = 10_000,
-    });
+    protected Task<KubernetesBatchSystem> StartForHugeJobsAsync(KubernetesObjectKind kind) => StartAsync(kind, TestJobs.ForHugeJobs);
 
     /// <summary>Shuts the batch system down and disposes of it.</summary>
     protected static async Task EndAsync(KubernetesBatchSystem system)
